@@ -1,0 +1,20 @@
+/* decision.h: the provider's decision formula (the reference's, bit-exact). Provider-only:
+ * fronts and hubs never link this file. */
+#ifndef QM_DECISION_H
+#define QM_DECISION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* qm_decision_score: HMAC-SHA256(secret, "{provider_id}|{domain}|{hex(repr)}|{context}"),
+ * n = first 8 bytes big-endian, (n mod 10^7)/10^7, +0.15 when context == expected,
+ * capped at 1.0. |repr| is the 32-byte request_repr. Returns the score in [0, 1]. */
+double qm_decision_score(const uint8_t *secret, size_t secret_len, const char *provider_id,
+                         const char *domain, const uint8_t repr[32], const char *context,
+                         size_t context_len, const char *expected_context);
+
+/* qm_decision_initiated: score >= threshold, inverted when |byzantine| and seq >= at. */
+int qm_decision_initiated(double score, double threshold, int byzantine, uint64_t sequence,
+                          int64_t byzantine_at);
+
+#endif
