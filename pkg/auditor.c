@@ -1,1 +1,193 @@
-/* placeholder */
+/* auditor.c: verifies each SignedOutcome with the provider's public key, aggregates the
+ * k-of-n quorum and scores disagreement. Observational: it opens no connection and exposes
+ * only reads (Summary, Lookup, Stats) besides taking votes. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auditor_state.h"
+#include "hash.h"
+#include "qmesh/v1/qmesh.pb-c.h"
+#include "roles.h"
+#include "sign.h"
+
+#define QM_AUDITOR_TICK_MS 20
+
+struct auditor {
+  struct qm_role *role;
+  const struct qm_topology *topo;
+  struct qm_key **keys; /* public keys, per provider */
+  struct qm_auditor_state *state;
+  uint64_t *rejected_malformed, *rejected_unknown_signer, *rejected_bad_signature,
+      *rejected_signer_mismatch, *refused_full, *accepted, *duplicate, *late;
+};
+
+static int find_provider(const struct qm_topology *t, const char *id) {
+  for (size_t i = 0; i < t->nproviders; i++)
+    if (strcmp(t->providers[i].ep.id, id) == 0) return (int)i;
+  return -1;
+}
+
+static void on_report(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
+  struct auditor *a = ctx;
+  Qmesh__V1__SignedOutcome *so = qmesh__v1__signed_outcome__unpack(NULL, len, req);
+  Qmesh__V1__Outcome *o = NULL;
+  if (!so) {
+    (*a->rejected_malformed)++;
+    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "malformed SignedOutcome");
+    return;
+  }
+  int p = find_provider(a->topo, so->key_id);
+  if (p < 0) {
+    (*a->rejected_unknown_signer)++;
+    qm_call_fail(call, QM_STATUS_UNAUTHENTICATED, "unknown signer '%.64s'", so->key_id);
+    goto out;
+  }
+  if (!qm_verify(a->keys[p], so->outcome.data, so->outcome.len, so->signature.data, so->signature.len)) {
+    (*a->rejected_bad_signature)++;
+    qm_call_fail(call, QM_STATUS_UNAUTHENTICATED, "signature of %s does not verify over the outcome bytes",
+                 so->key_id);
+    goto out;
+  }
+  o = qmesh__v1__outcome__unpack(NULL, so->outcome.len, so->outcome.data);
+  if (!o || o->request_repr.len != 32) {
+    (*a->rejected_malformed)++;
+    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "signed bytes are not an Outcome with a 32-byte request_repr");
+    goto out;
+  }
+  if (strcmp(o->provider_id, so->key_id) != 0) {
+    (*a->rejected_signer_mismatch)++;
+    qm_call_fail(call, QM_STATUS_PERMISSION_DENIED, "outcome of '%.64s' signed by '%.64s'", o->provider_id,
+                 so->key_id);
+    goto out;
+  }
+  int rc = qm_auditor_state_vote(a->state, req, len, o->request_repr.data, o->sequence, o->domain, (size_t)p,
+                                 o->initiated, o->decided_unix_nanos);
+  if (rc < 0) {
+    (*a->refused_full)++;
+    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "auditor: %s", rc == -ENOSPC ? "too many pending requests" : "cannot record the vote");
+    goto out;
+  }
+  if (rc == QM_VOTE_ACCEPTED) (*a->accepted)++;
+  else if (rc == QM_VOTE_DUPLICATE) (*a->duplicate)++;
+  else (*a->late)++;
+  Qmesh__V1__ReportReply reply = QMESH__V1__REPORT_REPLY__INIT;
+  reply.result = rc == QM_VOTE_ACCEPTED ? QMESH__V1__REPORT_REPLY__RESULT__ACCEPTED
+                 : rc == QM_VOTE_DUPLICATE ? QMESH__V1__REPORT_REPLY__RESULT__DUPLICATE
+                                           : QMESH__V1__REPORT_REPLY__RESULT__LATE;
+  uint8_t buf[8];
+  qm_call_reply(call, buf, qmesh__v1__report_reply__pack(&reply, buf));
+out:
+  if (o) qmesh__v1__outcome__free_unpacked(o, NULL);
+  qmesh__v1__signed_outcome__free_unpacked(so, NULL);
+}
+
+static void reply_packed(struct qm_call *call, uint8_t *buf, size_t len) {
+  if (!buf) qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  else qm_call_reply(call, buf, len);
+  free(buf);
+}
+
+static void on_summary(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
+  struct auditor *a = ctx;
+  Qmesh__V1__SummaryRequest *in = qmesh__v1__summary_request__unpack(NULL, len, req);
+  if (!in) {
+    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "malformed SummaryRequest");
+    return;
+  }
+  qmesh__v1__summary_request__free_unpacked(in, NULL);
+  size_t n = 0;
+  uint8_t *buf = qm_auditor_state_summary(a->state, &n);
+  reply_packed(call, buf, n);
+}
+
+static void on_lookup(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
+  struct auditor *a = ctx;
+  Qmesh__V1__LookupRequest *in = qmesh__v1__lookup_request__unpack(NULL, len, req);
+  uint8_t repr[32];
+  if (!in) {
+    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "malformed LookupRequest");
+    return;
+  }
+  if (qm_unhex(in->request_repr_hex, repr, sizeof repr)) {
+    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "request_repr_hex must be 64 hex digits, got '%.80s'",
+                 in->request_repr_hex);
+  } else {
+    size_t n = 0;
+    uint8_t *buf = NULL;
+    int rc = qm_auditor_state_lookup(a->state, repr, &buf, &n);
+    if (rc == -ENOENT)
+      qm_call_fail(call, QM_STATUS_NOT_FOUND, "no vote for request %s (never seen, or forgotten after decision)",
+                   in->request_repr_hex);
+    else
+      reply_packed(call, buf, n);
+  }
+  qmesh__v1__lookup_request__free_unpacked(in, NULL);
+}
+
+static void on_tick(void *arg) {
+  struct auditor *a = arg;
+  qm_auditor_state_expire(a->state);
+}
+
+static void teardown(void *state) {
+  struct auditor *a = state;
+  if (a->keys)
+    for (size_t i = 0; i < a->topo->nproviders; i++) qm_key_free(a->keys[i]);
+  free(a->keys);
+  qm_auditor_state_free(a->state);
+  free(a);
+}
+
+static int load_keys(struct auditor *a, struct qm_err *err) {
+  const struct qm_topology *t = a->topo;
+  a->keys = calloc(t->nproviders, sizeof *a->keys);
+  if (!a->keys) return qm_err_set(err, -ENOMEM, "out of memory");
+  for (size_t i = 0; i < t->nproviders; i++) {
+    char path[QM_PATH_MAX + QM_ID_MAX + 8];
+    if (t->providers[i].public_key[0]) snprintf(path, sizeof path, "%s", t->providers[i].public_key);
+    else if (t->keys_dir[0]) snprintf(path, sizeof path, "%s/%s.pub", t->keys_dir, t->providers[i].ep.id);
+    else
+      return qm_err_set(err, -ENOENT, "%s: no public key for %s (set public_key, keys_dir or --keys)", t->source,
+                        t->providers[i].ep.id);
+    int rc = qm_key_load_public(path, &a->keys[i], err);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static int setup(struct qm_role *r, void **state, struct qm_err *err) {
+  struct auditor *a = calloc(1, sizeof *a);
+  if (!a) return qm_err_set(err, -ENOMEM, "out of memory");
+  a->role = r;
+  a->topo = qm_role_topology(r);
+  int rc = load_keys(a, err);
+  if (!rc) rc = qm_auditor_state_new(a->topo, qm_role_options(r)->audit_log, &a->state, err);
+  if (!rc) rc = qm_loop_add_tick(qm_role_loop(r), QM_AUDITOR_TICK_MS, on_tick, a);
+  a->accepted = qm_role_counter(r, "votes_accepted");
+  a->duplicate = qm_role_counter(r, "votes_duplicate");
+  a->late = qm_role_counter(r, "votes_late");
+  a->rejected_malformed = qm_role_counter(r, "rejected_malformed");
+  a->rejected_unknown_signer = qm_role_counter(r, "rejected_unknown_signer");
+  a->rejected_bad_signature = qm_role_counter(r, "rejected_bad_signature");
+  a->rejected_signer_mismatch = qm_role_counter(r, "rejected_signer_mismatch");
+  a->refused_full = qm_role_counter(r, "refused_full");
+  if (!rc) qm_auditor_state_counters(a->state, a->rejected_malformed, a->rejected_unknown_signer,
+                                     a->rejected_bad_signature, a->rejected_signer_mismatch, a->refused_full);
+  struct qm_server *srv = qm_role_server(r);
+  struct qm_method_spec report = {.path = "/qmesh.v1.Auditor/Report", .unary = on_report, .ctx = a};
+  struct qm_method_spec summary = {.path = "/qmesh.v1.Auditor/Summary", .unary = on_summary, .ctx = a};
+  struct qm_method_spec lookup = {.path = "/qmesh.v1.Auditor/Lookup", .unary = on_lookup, .ctx = a};
+  if (!rc && (qm_server_add_method(srv, &report) || qm_server_add_method(srv, &summary) ||
+              qm_server_add_method(srv, &lookup) || qm_role_add_stats_method(r, "/qmesh.v1.Auditor/Stats")))
+    rc = qm_err_set(err, -EINVAL, "cannot register the Auditor service");
+  if (rc) {
+    teardown(a);
+    return rc;
+  }
+  *state = a;
+  return 0;
+}
+
+const struct qm_role_ops qm_auditor_ops = {.role = "auditor", .setup = setup, .teardown = teardown};

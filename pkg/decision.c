@@ -1,1 +1,102 @@
-/* placeholder */
+/* decision.c: the provider's decision formula (the reference's, bit-exact). */
+#include "decision.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+/* hmac_material: HMAC-SHA256(secret, "{id}|{domain}|{hex(repr)}|{context}") into |out|,
+ * fed piece by piece so the material needs no buffer. Returns 0 or -ENOMEM / -EIO. */
+static int hmac_material(const uint8_t *secret, size_t secret_len, const char *provider_id,
+                         const char *domain, const uint8_t repr[32], const char *context,
+                         size_t context_len, uint8_t out[32]) {
+  static const char hexdigits[] = "0123456789abcdef";
+  static const uint8_t empty_key[1] = {0};
+  char hex[64];
+  char digest_name[] = "SHA256";
+  OSSL_PARAM params[2];
+  EVP_MAC *mac = NULL;
+  EVP_MAC_CTX *ctx = NULL;
+  size_t outlen = 0;
+  int rc = -EIO;
+
+  for (int i = 0; i < 32; i++) {
+    hex[2 * i] = hexdigits[repr[i] >> 4];
+    hex[2 * i + 1] = hexdigits[repr[i] & 0x0f];
+  }
+  params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0);
+  params[1] = OSSL_PARAM_construct_end();
+
+  mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  if (!mac)
+    goto out;
+  ctx = EVP_MAC_CTX_new(mac);
+  if (!ctx) {
+    rc = -ENOMEM;
+    goto free_mac;
+  }
+  /* An empty key is valid HMAC (Python accepts b""); OpenSSL wants a non-NULL pointer. */
+  if (!EVP_MAC_init(ctx, secret_len ? secret : empty_key, secret_len, params) ||
+      !EVP_MAC_update(ctx, (const unsigned char *)provider_id, strlen(provider_id)) ||
+      !EVP_MAC_update(ctx, (const unsigned char *)"|", 1) ||
+      !EVP_MAC_update(ctx, (const unsigned char *)domain, strlen(domain)) ||
+      !EVP_MAC_update(ctx, (const unsigned char *)"|", 1) ||
+      !EVP_MAC_update(ctx, (const unsigned char *)hex, sizeof hex) ||
+      !EVP_MAC_update(ctx, (const unsigned char *)"|", 1) ||
+      (context_len && !EVP_MAC_update(ctx, (const unsigned char *)context, context_len)) ||
+      !EVP_MAC_final(ctx, out, &outlen, 32) || outlen != 32)
+    goto free_ctx;
+  rc = 0;
+
+free_ctx:
+  EVP_MAC_CTX_free(ctx);
+free_mac:
+  EVP_MAC_free(mac);
+out:
+  return rc;
+}
+
+int qm_decision_score_checked(const uint8_t *secret, size_t secret_len,
+                              const char *provider_id, const char *domain,
+                              const uint8_t repr[32], const char *context, size_t context_len,
+                              const char *expected_context, double *out) {
+  uint8_t d[32];
+  uint64_t n = 0;
+  size_t expected_len = strlen(expected_context);
+  double score;
+  int rc;
+
+  rc = hmac_material(secret, secret_len, provider_id, domain, repr, context, context_len, d);
+  if (rc)
+    return rc;
+  for (int i = 0; i < 8; i++)
+    n = n << 8 | d[i];
+  /* Python: (n % 10_000_000) / 10_000_000.0; the remainder is exact in a double. */
+  score = (double)(n % 10000000U) / 10000000.0;
+  if (context_len == expected_len &&
+      (expected_len == 0 || memcmp(context, expected_context, expected_len) == 0))
+    score += 0.15;
+  *out = score < 1.0 ? score : 1.0; /* min(score, 1.0) */
+  return 0;
+}
+
+double qm_decision_score(const uint8_t *secret, size_t secret_len, const char *provider_id,
+                         const char *domain, const uint8_t repr[32], const char *context,
+                         size_t context_len, const char *expected_context) {
+  double score = -1.0;
+  if (qm_decision_score_checked(secret, secret_len, provider_id, domain, repr, context,
+                                context_len, expected_context, &score))
+    return -1.0;
+  return score;
+}
+
+int qm_decision_initiated(double score, double threshold, int byzantine, uint64_t sequence,
+                          int64_t byzantine_at) {
+  int initiated = score >= threshold;
+  if (byzantine && (byzantine_at < 0 || sequence >= (uint64_t)byzantine_at))
+    initiated = !initiated;
+  return initiated;
+}

@@ -8,12 +8,22 @@
 
 /* qm_decision_score: HMAC-SHA256(secret, "{provider_id}|{domain}|{hex(repr)}|{context}"),
  * n = first 8 bytes big-endian, (n mod 10^7)/10^7, +0.15 when context == expected,
- * capped at 1.0. |repr| is the 32-byte request_repr. Returns the score in [0, 1]. */
+ * capped at 1.0. |repr| is the 32-byte request_repr; |context| is |context_len| bytes (no
+ * NUL needed). Returns the score in [0, 1], or -1.0 when OpenSSL fails (out of memory), which
+ * is below every threshold. */
 double qm_decision_score(const uint8_t *secret, size_t secret_len, const char *provider_id,
                          const char *domain, const uint8_t repr[32], const char *context,
                          size_t context_len, const char *expected_context);
 
-/* qm_decision_initiated: score >= threshold, inverted when |byzantine| and seq >= at. */
+/* qm_decision_score_checked: as qm_decision_score, but returns 0 and the score in |*out|, or
+ * a negative code (-ENOMEM, -EIO) when OpenSSL fails; on failure |*out| is untouched. */
+int qm_decision_score_checked(const uint8_t *secret, size_t secret_len,
+                              const char *provider_id, const char *domain,
+                              const uint8_t repr[32], const char *context, size_t context_len,
+                              const char *expected_context, double *out);
+
+/* qm_decision_initiated: score >= threshold, inverted when |byzantine| and seq >= at
+ * (a negative |byzantine_at| counts as "from the start"). Returns 1 or 0. */
 int qm_decision_initiated(double score, double threshold, int byzantine, uint64_t sequence,
                           int64_t byzantine_at);
 

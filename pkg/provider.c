@@ -1,1 +1,223 @@
-/* placeholder */
+/* provider.c: the only decision authority: scores each Artifact with its own secret,
+ * applies the domain threshold, decides `initiated`, signs the Outcome bytes with its
+ * Ed25519 key and reports them to the auditor. Its reply to the hub carries no decision. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decision.h"
+#include "qmesh/v1/qmesh.pb-c.h"
+#include "roles.h"
+#include "sign.h"
+#include "stream.h"
+
+struct provider {
+  struct qm_role *role;
+  const struct qm_topology *topo;
+  const struct qm_provider *self;
+  struct qm_key *key;
+  struct qm_channel *auditor;
+  void *report;
+  int byzantine;
+  int64_t byzantine_at;
+  unsigned inflight, inflight_max;
+  uint64_t *evaluated, *initiated, *reported, *report_failed, *refused_invalid, *refused_full,
+      *unknown_domain, *flipped;
+  uint64_t **initiated_by_domain; /* per topology domain */
+  char **counter_names;
+};
+
+struct report {
+  struct provider *p;
+  struct qm_call *call;
+};
+
+static void on_auditor_reply(void *arg, int status, const char *details, const uint8_t *resp, size_t len) {
+  struct report *rep = arg;
+  struct provider *p = rep->p;
+  p->inflight--;
+  Qmesh__V1__ReportReply *r = status == QM_STATUS_OK ? qmesh__v1__report_reply__unpack(NULL, len, resp) : NULL;
+  if (r) {
+    (*p->reported)++;
+    qm_call_reply(rep->call, NULL, 0);
+    qmesh__v1__report_reply__free_unpacked(r, NULL);
+  } else {
+    (*p->report_failed)++;
+    qm_call_fail(rep->call, QM_STATUS_UNAVAILABLE, "provider %s: the auditor did not take the vote: %s: %s",
+                 qm_role_id(p->role), qm_status_name(status), details);
+  }
+  free(rep);
+}
+
+static size_t domain_index(const struct qm_topology *t, const char *domain) {
+  for (size_t i = 0; i < t->ndomains; i++)
+    if (strcmp(t->domains[i].name, domain) == 0) return i;
+  return t->ndomains;
+}
+
+static void on_evaluate(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
+  struct provider *p = ctx;
+  Qmesh__V1__Artifact *a = qmesh__v1__artifact__unpack(NULL, len, req);
+  if (!a) {
+    (*p->refused_invalid)++;
+    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "malformed Artifact");
+    return;
+  }
+  if (a->request_repr.len != 32) {
+    (*p->refused_invalid)++;
+    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "request_repr must be 32 bytes, got %zu", a->request_repr.len);
+    qmesh__v1__artifact__free_unpacked(a, NULL);
+    return;
+  }
+  if (p->inflight >= p->inflight_max) {
+    (*p->refused_full)++;
+    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "provider %s: %u reports in flight (POST_QUEUE_MAX)",
+                 qm_role_id(p->role), p->inflight_max);
+    qmesh__v1__artifact__free_unpacked(a, NULL);
+    return;
+  }
+  (*p->evaluated)++;
+  const struct qm_topology *t = p->topo;
+  double score = qm_decision_score(p->self->score_secret, p->self->score_secret_len, p->self->ep.id,
+                                   a->domain, a->request_repr.data, a->verification_context,
+                                   strlen(a->verification_context), t->expected_context);
+  size_t d = domain_index(t, a->domain);
+  if (d == t->ndomains) (*p->unknown_domain)++;
+  int honest = score >= qm_topology_threshold(t, a->domain);
+  int initiated = qm_decision_initiated(score, qm_topology_threshold(t, a->domain), p->byzantine,
+                                        a->sequence, p->byzantine_at);
+  if (initiated != honest) (*p->flipped)++;
+  if (initiated) {
+    (*p->initiated)++;
+    if (d < t->ndomains) (*p->initiated_by_domain[d])++;
+  }
+  Qmesh__V1__Outcome o = QMESH__V1__OUTCOME__INIT;
+  o.request_repr = a->request_repr;
+  o.provider_id = (char *)p->self->ep.id;
+  o.domain = a->domain;
+  o.initiated = initiated;
+  o.sequence = a->sequence;
+  o.decided_unix_nanos = qm_now_ns();
+  size_t olen = qmesh__v1__outcome__get_packed_size(&o);
+  uint8_t *obuf = malloc(olen);
+  uint8_t sig[QM_SIG_LEN];
+  struct report *rep = malloc(sizeof *rep);
+  uint8_t *sbuf = NULL;
+  if (!obuf || !rep) goto oom;
+  qmesh__v1__outcome__pack(&o, obuf);
+  if (qm_sign(p->key, obuf, olen, sig)) {
+    qm_call_fail(call, QM_STATUS_INTERNAL, "signing failed");
+    goto out;
+  }
+  Qmesh__V1__SignedOutcome so = QMESH__V1__SIGNED_OUTCOME__INIT;
+  so.outcome.data = obuf; /* the exact bytes signed */
+  so.outcome.len = olen;
+  so.signature.data = sig;
+  so.signature.len = sizeof sig;
+  so.key_id = (char *)p->self->ep.id;
+  size_t slen = qmesh__v1__signed_outcome__get_packed_size(&so);
+  sbuf = malloc(slen);
+  if (!sbuf) goto oom;
+  qmesh__v1__signed_outcome__pack(&so, sbuf);
+  rep->p = p;
+  rep->call = call;
+  if (qm_channel_call(p->auditor, p->report, sbuf, slen, NULL, 0, QM_HOP_TIMEOUT_MS, 1, on_auditor_reply, rep)) {
+    (*p->report_failed)++;
+    qm_call_fail(call, QM_STATUS_UNAVAILABLE, "cannot reach the auditor");
+    goto out;
+  }
+  p->inflight++;
+  rep = NULL;
+  goto out;
+oom:
+  qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+out:
+  free(rep);
+  free(obuf);
+  free(sbuf);
+  qmesh__v1__artifact__free_unpacked(a, NULL);
+}
+
+static void teardown(void *state) {
+  struct provider *p = state;
+  qm_channel_free(p->auditor);
+  qm_key_free(p->key);
+  if (p->counter_names) /* counters keep pointing at these names until exit */
+    for (size_t i = 0; i < p->topo->ndomains; i++) free(p->counter_names[i]);
+  free(p->counter_names);
+  free(p->initiated_by_domain);
+  free(p);
+}
+
+/* resolve_byzantine: draws what the topology leaves open exactly as the requester does, so
+ * every process agrees for a given RANDOM_SEED. */
+static int resolve_byzantine(struct provider *p, struct qm_err *err) {
+  struct qm_stream s;
+  int rc = qm_stream_init(&s, p->topo, (uint64_t)qm_now_ns(), err);
+  if (rc) return rc;
+  p->byzantine = strcmp(s.byz.provider, p->self->ep.id) == 0;
+  p->byzantine_at = s.byz.at;
+  return 0;
+}
+
+static int setup(struct qm_role *r, void **state, struct qm_err *err) {
+  struct provider *p = calloc(1, sizeof *p);
+  if (!p) return qm_err_set(err, -ENOMEM, "out of memory");
+  p->role = r;
+  p->topo = qm_role_topology(r);
+  p->self = qm_topology_find_provider(p->topo, qm_role_id(r));
+  p->inflight_max = p->topo->post_queue_max;
+  char path[QM_PATH_MAX + QM_ID_MAX + 8];
+  int rc = 0;
+  if (p->self->signing_key[0]) snprintf(path, sizeof path, "%s", p->self->signing_key);
+  else if (p->topo->keys_dir[0]) snprintf(path, sizeof path, "%s/%s.key", p->topo->keys_dir, p->self->ep.id);
+  else rc = qm_err_set(err, -ENOENT, "%s: provider %s has no signing key (set signing_key, keys_dir or --keys)",
+                       p->topo->source, p->self->ep.id);
+  if (!rc) rc = qm_key_load_private(path, &p->key, err);
+  if (!rc && !p->self->score_secret_len)
+    rc = qm_err_set(err, -ENOENT, "%s: provider %s has no score secret (score_secret or score_secret_file)",
+                    p->topo->source, p->self->ep.id);
+  if (!rc) rc = resolve_byzantine(p, err);
+  if (!rc) rc = qm_channel_new(qm_role_loop(r), p->topo->auditor.advertise, &p->auditor, err);
+  if (rc) {
+    teardown(p);
+    return rc;
+  }
+  p->report = qm_channel_method(p->auditor, "/qmesh.v1.Auditor/Report");
+  qm_role_add_upstream(r, p->topo->auditor.advertise);
+  p->evaluated = qm_role_counter(r, "evaluated");
+  p->initiated = qm_role_counter(r, "initiated");
+  p->flipped = qm_role_counter(r, "byzantine_flips");
+  p->reported = qm_role_counter(r, "reported");
+  p->report_failed = qm_role_counter(r, "report_failed");
+  p->refused_invalid = qm_role_counter(r, "refused_invalid");
+  p->refused_full = qm_role_counter(r, "refused_full");
+  p->unknown_domain = qm_role_counter(r, "unknown_domain");
+  p->initiated_by_domain = calloc(p->topo->ndomains + 1, sizeof *p->initiated_by_domain);
+  p->counter_names = calloc(p->topo->ndomains + 1, sizeof *p->counter_names);
+  if (!p->initiated_by_domain || !p->counter_names) rc = qm_err_set(err, -ENOMEM, "out of memory");
+  for (size_t i = 0; !rc && i < p->topo->ndomains; i++) {
+    size_t n = strlen(p->topo->domains[i].name) + sizeof "initiated_";
+    p->counter_names[i] = malloc(n);
+    if (!p->counter_names[i]) {
+      rc = qm_err_set(err, -ENOMEM, "out of memory");
+      break;
+    }
+    snprintf(p->counter_names[i], n, "initiated_%s", p->topo->domains[i].name);
+    p->initiated_by_domain[i] = qm_role_counter(r, p->counter_names[i]);
+    if (!p->initiated_by_domain[i]) rc = qm_err_set(err, -ENOSPC, "too many domains for the counter table");
+  }
+  struct qm_method_spec eval = {.path = "/qmesh.v1.Provider/Evaluate", .unary = on_evaluate, .ctx = p};
+  if (!rc && (qm_server_add_method(qm_role_server(r), &eval) ||
+              qm_role_add_stats_method(r, "/qmesh.v1.Provider/Stats")))
+    rc = qm_err_set(err, -EINVAL, "cannot register the Provider service");
+  if (rc) {
+    teardown(p);
+    return rc;
+  }
+  *state = p;
+  return 0;
+}
+
+const struct qm_role_ops qm_provider_ops = {.role = "provider", .setup = setup, .teardown = teardown};

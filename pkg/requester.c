@@ -1,1 +1,176 @@
-/* placeholder */
+/* requester.c: the stream of requests, sent with bounded concurrency and region failover. */
+#include "requester.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qmesh/v1/qmesh.pb-c.h"
+#include "rpc.h"
+
+struct slot {
+  struct run *run;
+  struct qm_stream_item item;
+  size_t region;     /* region tried now */
+  unsigned attempts; /* regions tried for this request */
+};
+
+struct run {
+  const struct qm_requester_opts *o;
+  struct qm_requester_result *res;
+  struct qm_loop *loop;
+  size_t nregions;
+  struct qm_channel **fronts;
+  void **submit;
+  struct qm_stream stream;
+  size_t shift;        /* regions moved past after failures */
+  uint64_t issued, done;
+  int64_t next_progress;
+};
+
+static void issue_next(struct run *r, struct slot *s);
+
+static size_t region_of(const struct run *r, uint64_t index) {
+  size_t base = (index < r->res->failover_at || r->nregions == 1) ? 0 : 1;
+  return (base + r->shift) % r->nregions;
+}
+
+static void send_slot(struct run *r, struct slot *s);
+
+static void on_reply(void *arg, int status, const char *details, const uint8_t *resp, size_t len) {
+  (void)resp;
+  (void)len;
+  struct slot *s = arg;
+  struct run *r = s->run;
+  if (status == QM_STATUS_OK) {
+    r->res->accepted++;
+    r->res->per_region[s->region]++;
+    r->res->last_ack_ns = qm_now_ns();
+  } else if ((status == QM_STATUS_UNAVAILABLE || status == QM_STATUS_DEADLINE_EXCEEDED) &&
+             s->attempts < r->nregions) {
+    /* The front is unreachable: move this requester to the next region and resend. */
+    snprintf(r->res->last_error, sizeof r->res->last_error, "%s: %s: %s", qm_channel_target(r->fronts[s->region]),
+             qm_status_name(status), details);
+    if (region_of(r, s->item.index) == s->region) {
+      r->shift++;
+      r->res->failovers++;
+    }
+    s->region = region_of(r, s->item.index);
+    s->attempts++;
+    r->res->resent++;
+    send_slot(r, s);
+    return;
+  } else {
+    snprintf(r->res->last_error, sizeof r->res->last_error, "request %" PRIu64 ": %s: %s", s->item.index,
+             qm_status_name(status), details);
+    if (status == QM_STATUS_UNAVAILABLE || status == QM_STATUS_DEADLINE_EXCEEDED) r->res->failed++;
+    else r->res->refused++;
+  }
+  r->done++;
+  issue_next(r, s);
+}
+
+static void send_slot(struct run *r, struct slot *s) {
+  char seq[24];
+  snprintf(seq, sizeof seq, "%" PRIu64, s->item.index);
+  struct qm_rpc_md md[3] = {
+      {"x-verification-context", s->item.context, strlen(s->item.context)},
+      {"x-domain", s->item.domain, strlen(s->item.domain)},
+      {"x-request-seq", seq, strlen(seq)},
+  };
+  Qmesh__V1__SubmitRequest req = QMESH__V1__SUBMIT_REQUEST__INIT;
+  req.payload.data = (uint8_t *)s->item.payload;
+  req.payload.len = s->item.payload_len;
+  uint8_t buf[64];
+  size_t n = qmesh__v1__submit_request__pack(&req, buf);
+  /* Not wait-for-ready: an unreachable front must fail fast so we can fail over. */
+  unsigned timeout = r->o->timeout_ms ? r->o->timeout_ms : 10000;
+  if (qm_channel_call(r->fronts[s->region], r->submit[s->region], buf, n, md, 3, timeout, 0, on_reply, s))
+    on_reply(s, QM_STATUS_UNAVAILABLE, "cannot start the call", NULL, 0);
+}
+
+static void issue_next(struct run *r, struct slot *s) {
+  if (r->issued == r->res->sent) {
+    free(s);
+    if (r->done == r->res->sent) qm_loop_stop(r->loop, 0);
+    return;
+  }
+  qm_stream_next(&r->stream, &s->item);
+  r->issued++;
+  s->region = region_of(r, s->item.index);
+  s->attempts = 1;
+  if (!r->res->first_submit_ns) r->res->first_submit_ns = qm_now_ns();
+  send_slot(r, s);
+}
+
+static void on_tick(void *arg) {
+  struct run *r = arg;
+  if (r->o->cancel && *r->o->cancel) qm_loop_stop(r->loop, 0);
+  if (!r->o->progress) return;
+  int64_t now = qm_mono_ns();
+  if (now < r->next_progress) return;
+  r->next_progress = now + 500000000;
+  fprintf(stderr, "\rrequests: %" PRIu64 "/%" PRIu64 " done, %" PRIu64 " accepted, %" PRIu64 " failovers   ",
+          r->done, r->res->sent, r->res->accepted, r->res->failovers);
+}
+
+int qm_requester_run(const struct qm_requester_opts *o, struct qm_requester_result *res, struct qm_err *err) {
+  const struct qm_topology *t = o->topo;
+  struct run r = {.o = o, .res = res, .nregions = t->nregions};
+  memset(res, 0, sizeof *res);
+  int rc = qm_stream_init(&r.stream, t, o->clock_seed_ns, err);
+  if (rc) return rc;
+  res->byz = r.stream.byz;
+  res->sent = t->total_requests;
+  res->failover_at = t->failover_at >= 0 ? (uint64_t)t->failover_at
+                                         : (t->total_requests / 2 > 1 ? t->total_requests / 2 : 1);
+  res->per_region = calloc(t->nregions, sizeof *res->per_region);
+  r.fronts = calloc(t->nregions, sizeof *r.fronts);
+  r.submit = calloc(t->nregions, sizeof *r.submit);
+  if (!res->per_region || !r.fronts || !r.submit) {
+    rc = qm_err_set(err, -ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  rc = qm_loop_new(&r.loop);
+  if (rc) {
+    qm_err_set(err, rc, "cannot create the event loop");
+    goto cleanup;
+  }
+  for (size_t i = 0; i < t->nregions; i++) {
+    rc = qm_channel_new(r.loop, t->regions[i].front.advertise, &r.fronts[i], err);
+    if (rc) goto cleanup;
+    r.submit[i] = qm_channel_method(r.fronts[i], "/qmesh.v1.Front/Submit");
+  }
+  qm_loop_add_tick(r.loop, 100, on_tick, &r);
+  unsigned c = o->concurrency ? o->concurrency : 1;
+  if (res->sent == 0) {
+    qm_loop_stop(r.loop, 0);
+  } else {
+    for (unsigned i = 0; i < c && r.issued < res->sent; i++) {
+      struct slot *s = calloc(1, sizeof *s);
+      if (!s) {
+        rc = qm_err_set(err, -ENOMEM, "out of memory");
+        break;
+      }
+      s->run = &r;
+      issue_next(&r, s);
+    }
+    if (rc && r.issued == 0) qm_loop_stop(r.loop, 0);
+  }
+  qm_loop_run(r.loop);
+  if (o->progress) fprintf(stderr, "\r%70s\r", "");
+cleanup:
+  if (r.fronts)
+    for (size_t i = 0; i < t->nregions; i++) qm_channel_free(r.fronts[i]);
+  free(r.fronts);
+  free(r.submit);
+  qm_loop_free(r.loop);
+  return rc;
+}
+
+void qm_requester_result_free(struct qm_requester_result *res) {
+  free(res->per_region);
+  res->per_region = NULL;
+}

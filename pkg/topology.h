@@ -23,16 +23,26 @@
 #define QM_YAML_DEPTH_MAX 16
 #define QM_YAML_FILE_MAX (1 << 20)
 
+/* Where a value was declared: 1-based line and column in the topology file, {0, 0} when it
+ * came from a default, the environment or code. qm_topology_validate points its errors
+ * there ("file:line:column: ..."), or at the file alone when the position is {0, 0}. */
+struct qm_pos {
+  unsigned line;
+  unsigned column;
+};
+
 /* One server instance. |listen| is the address it binds; |advertise| is the address the
  * others dial (a Kubernetes Service name); it defaults to |listen|. */
 struct qm_endpoint {
   char id[QM_ID_MAX];
   char listen[QM_ADDR_MAX];
   char advertise[QM_ADDR_MAX];
+  struct qm_pos id_pos, listen_pos, advertise_pos;
 };
 
 struct qm_region {
   char name[QM_ID_MAX];
+  struct qm_pos name_pos;
   struct qm_endpoint front;
   struct qm_endpoint hub;
 };
@@ -73,6 +83,7 @@ struct qm_topology {
   /* quorum: */
   unsigned quorum_threshold;  /* k of n, default 2 */
   unsigned deadline_ms;       /* decide incomplete this long after a request's first vote */
+  struct qm_pos quorum_pos;   /* quorum.threshold, or the providers list when defaulted */
 
   /* domains: thresholds in declaration order; requester draws from this order. */
   size_t ndomains;
@@ -83,6 +94,7 @@ struct qm_topology {
   /* byzantine: provider "" = drawn from the seed, "none" = nobody; at < 0 = drawn. */
   char byzantine_provider[QM_ID_MAX];
   int64_t byzantine_at;
+  struct qm_pos byzantine_pos; /* byzantine.provider */
 
   /* requester: */
   uint64_t total_requests;    /* default 100 */
@@ -96,19 +108,26 @@ struct qm_topology {
 };
 
 /* qm_topology_load: parses |path| for the instance |for_id| (NULL: no secrets at all).
+ * Only the provider whose id is |for_id| gets its score secret copied (or read from its
+ * score_secret_file); relative paths in the file resolve against the file's directory.
  * Returns 0 and a heap topology in |*out| (free with qm_topology_free), or a negative code
- * with "path:line:column: message" in |err|; on failure |*out| is untouched. */
+ * (-EINVAL for a bad file, -ENOENT..., -EFBIG past QM_YAML_FILE_MAX) with
+ * "path:line:column: message" in |err|; on failure |*out| is untouched. */
 int qm_topology_load(const char *path, const char *for_id, struct qm_topology **out,
                      struct qm_err *err);
 
-/* qm_topology_load_buffer: as qm_topology_load, from |len| bytes named |name| in messages. */
+/* qm_topology_load_buffer: as qm_topology_load, from |len| bytes (borrowed) named |name| in
+ * messages; relative paths resolve against |name|'s directory (none: as written). */
 int qm_topology_load_buffer(const char *name, const char *buf, size_t len, const char *for_id,
                             struct qm_topology **out, struct qm_err *err);
 
 /* qm_topology_apply_env: applies the reference's environment overrides (TOTAL_REQUESTS,
  * FAILOVER_AT, QUORUM_THRESHOLD, EXPECTED_CONTEXT, RANDOM_SEED, BYZANTINE_PROVIDER,
- * BYZANTINE_AT, WORKER_COUNT, POST_QUEUE_MAX, <ID>_PORT for every instance id) and
- * re-validates. Nonsense values are errors naming the variable and value. */
+ * BYZANTINE_AT, WORKER_COUNT, POST_QUEUE_MAX, <ID>_PORT for every instance id: the id in
+ * upper case with '.' and '-' as '_'; it sets the port of listen and advertise) and
+ * re-validates. An empty RANDOM_SEED clears the seed, an empty BYZANTINE_PROVIDER or
+ * BYZANTINE_AT means "draw it"; other empty variables count as unset. Nonsense values are
+ * errors naming the variable and value; on failure |t| is untouched. */
 int qm_topology_apply_env(struct qm_topology *t, struct qm_err *err);
 
 /* qm_topology_validate: the cross-field checks (unique ids and ports, 1 <= k <= n, known

@@ -1,0 +1,35 @@
+/* qmesh.h: the subcommands of the qmesh tool and the local-mesh helpers they share. */
+#ifndef QMESH_CMD_H
+#define QMESH_CMD_H
+
+#include "stream.h"
+#include "supervisor.h"
+#include "topology.h"
+
+int qm_cmd_demo(int argc, char **argv);
+int qm_cmd_up(int argc, char **argv);
+int qm_cmd_summary(int argc, char **argv);
+int qm_cmd_validate(int argc, char **argv);
+int qm_cmd_keygen(int argc, char **argv);
+
+/* A topology run locally: every role its own process, keys and logs in a private tmpdir. */
+struct qm_local_mesh {
+  struct qm_topology *topo;
+  char tmpdir[256];
+  char topology_path[QM_PATH_MAX];
+  char keys_dir[QM_PATH_MAX];
+  struct qm_supervisor sup;
+  struct qm_byzantine byz; /* as drawn for this run */
+  int started;
+};
+
+/* qm_load_topology_arg: |path| or the built-in default, with the environment applied;
+ * prints the error and returns NULL on failure. */
+struct qm_topology *qm_load_topology_arg(const char *prog, const char *path);
+/* qm_local_mesh_start: resolves the seed and the Byzantine draw (exported to the children's
+ * environment so every process agrees), makes keys if the topology names none, starts and
+ * waits for every role. |quiet|: role output goes to <tmpdir>/<id>.log. Prints errors. */
+int qm_local_mesh_start(struct qm_local_mesh *m, const char *prog, const char *topology_arg, int quiet);
+void qm_local_mesh_stop(struct qm_local_mesh *m);
+
+#endif

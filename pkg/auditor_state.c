@@ -1,0 +1,217 @@
+/* auditor_state.c: the quorum tables and what the auditor reports of them. */
+#include "auditor_state.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "qmesh/v1/qmesh.pb-c.h"
+#include "rpc.h"
+
+#define QM_PENDING_MAX (1u << 16)
+#define QM_RETAIN_MAX (1u << 16)
+
+struct qm_auditor_state {
+  const struct qm_topology *topo;
+  const char **domains;
+  struct qm_quorum *quorum;
+  const uint64_t *malformed, *unknown_signer, *bad_signature, *signer_mismatch, *refused_full;
+};
+
+int qm_auditor_state_new(const struct qm_topology *topo, const char *audit_log,
+                         struct qm_auditor_state **out, struct qm_err *err) {
+  (void)audit_log;
+  struct qm_auditor_state *s = calloc(1, sizeof *s);
+  if (!s) return qm_err_set(err, -ENOMEM, "out of memory");
+  s->topo = topo;
+  s->domains = calloc(topo->ndomains + 1, sizeof *s->domains);
+  if (!s->domains) {
+    free(s);
+    return qm_err_set(err, -ENOMEM, "out of memory");
+  }
+  for (size_t i = 0; i < topo->ndomains; i++) s->domains[i] = topo->domains[i].name;
+  struct qm_quorum_params p = {
+      .nproviders = topo->nproviders,
+      .k = topo->quorum_threshold,
+      .deadline_ns = (int64_t)topo->deadline_ms * 1000000,
+      .ndomains = topo->ndomains,
+      .domains = s->domains,
+      .pending_max = QM_PENDING_MAX,
+      .retain_max = QM_RETAIN_MAX,
+  };
+  int rc = qm_quorum_new(&p, &s->quorum);
+  if (rc) {
+    free(s->domains);
+    free(s);
+    return qm_err_set(err, rc, "cannot create the quorum tables (%d providers, k=%u)", (int)topo->nproviders,
+                      topo->quorum_threshold);
+  }
+  *out = s;
+  return 0;
+}
+
+void qm_auditor_state_free(struct qm_auditor_state *s) {
+  if (!s) return;
+  qm_quorum_free(s->quorum);
+  free(s->domains);
+  free(s);
+}
+
+void qm_auditor_state_counters(struct qm_auditor_state *s, const uint64_t *malformed,
+                               const uint64_t *unknown_signer, const uint64_t *bad_signature,
+                               const uint64_t *signer_mismatch, const uint64_t *refused_full) {
+  s->malformed = malformed;
+  s->unknown_signer = unknown_signer;
+  s->bad_signature = bad_signature;
+  s->signer_mismatch = signer_mismatch;
+  s->refused_full = refused_full;
+}
+
+int qm_auditor_state_vote(struct qm_auditor_state *s, const uint8_t *raw, size_t raw_len,
+                          const uint8_t repr[32], uint64_t sequence, const char *domain,
+                          size_t provider, int initiated, int64_t decided_ns) {
+  (void)raw;
+  (void)raw_len;
+  return qm_quorum_vote(s->quorum, repr, sequence, domain, provider, initiated, decided_ns, qm_mono_ns());
+}
+
+void qm_auditor_state_expire(struct qm_auditor_state *s) { qm_quorum_expire(s->quorum, qm_mono_ns()); }
+
+static double rate_of(const struct qm_quorum_provider_stats *p) {
+  return p->votes ? (double)p->disagreements / (double)p->votes : 0.0;
+}
+
+static uint64_t value_of(const uint64_t *counter) { return counter ? *counter : 0; }
+
+uint8_t *qm_auditor_state_summary(struct qm_auditor_state *s, size_t *len) {
+  const struct qm_topology *t = s->topo;
+  size_t np = t->nproviders, nd = t->ndomains;
+  struct qm_quorum_stats st;
+  qm_quorum_stats(s->quorum, &st);
+  Qmesh__V1__Summary out = QMESH__V1__SUMMARY__INIT;
+  Qmesh__V1__ProviderSummary *ps = calloc(np, sizeof *ps);
+  Qmesh__V1__ProviderSummary **pp = calloc(np, sizeof *pp);
+  Qmesh__V1__DomainCount *dc = calloc(np * (nd + 1), sizeof *dc);
+  Qmesh__V1__DomainCount **dp = calloc(np * (nd + 1), sizeof *dp);
+  size_t *order = calloc(np, sizeof *order);
+  uint8_t *buf = NULL;
+  if (!ps || !pp || !dc || !dp || !order) goto out;
+  /* Worst disagreement first; a stable sort keeps topology order among equals, as the
+   * reference's sorted(..., reverse=True) does. */
+  for (size_t i = 0; i < np; i++) {
+    size_t j = i;
+    double r = rate_of(qm_quorum_provider(s->quorum, i));
+    while (j > 0 && rate_of(qm_quorum_provider(s->quorum, order[j - 1])) < r) {
+      order[j] = order[j - 1];
+      j--;
+    }
+    order[j] = i;
+  }
+  for (size_t k = 0; k < np; k++) {
+    size_t i = order[k];
+    const struct qm_quorum_provider_stats *q = qm_quorum_provider(s->quorum, i);
+    qmesh__v1__provider_summary__init(&ps[k]);
+    ps[k].id = (char *)t->providers[i].ep.id;
+    ps[k].votes = q->votes;
+    ps[k].disagreements = q->disagreements;
+    ps[k].disagree_rate = rate_of(q);
+    ps[k].initiations = q->initiations;
+    ps[k].n_initiations_by_domain = nd + 1;
+    ps[k].initiations_by_domain = &dp[k * (nd + 1)];
+    for (size_t d = 0; d <= nd; d++) {
+      Qmesh__V1__DomainCount *c = &dc[k * (nd + 1) + d];
+      qmesh__v1__domain_count__init(c);
+      c->domain = (char *)(d < nd ? t->domains[d].name : "other");
+      c->count = q->initiations_by_domain[d];
+      dp[k * (nd + 1) + d] = c;
+    }
+    pp[k] = &ps[k];
+  }
+  Qmesh__V1__Counter rc[5];
+  Qmesh__V1__Counter *rcp[5];
+  const char *reason[5] = {"malformed", "unknown_signer", "bad_signature", "signer_mismatch", "refused_full"};
+  const uint64_t *val[5] = {s->malformed, s->unknown_signer, s->bad_signature, s->signer_mismatch, s->refused_full};
+  uint64_t rejected = 0;
+  for (size_t i = 0; i < 5; i++) {
+    qmesh__v1__counter__init(&rc[i]);
+    rc[i].name = (char *)reason[i];
+    rc[i].value = value_of(val[i]);
+    rcp[i] = &rc[i];
+    if (i < 4) rejected += rc[i].value;
+  }
+  out.decided = st.decided;
+  out.incomplete = st.incomplete;
+  out.pending = st.pending;
+  out.quorum_successes = st.successes;
+  out.quorum_failures = st.failures;
+  out.votes_accepted = st.accepted;
+  out.votes_rejected = rejected;
+  out.votes_duplicate = st.duplicate;
+  out.votes_late = st.late;
+  out.quorum_threshold = t->quorum_threshold;
+  out.providers = (uint32_t)np;
+  out.n_by_provider = np;
+  out.by_provider = pp;
+  out.most_inconsistent = np ? ps[0].id : (char *)"";
+  /* The quorum runs on the monotonic clock; the wire carries wall-clock times. */
+  int64_t to_unix = qm_now_ns() - qm_mono_ns();
+  out.first_vote_unix_nanos = st.first_vote_ns ? st.first_vote_ns + to_unix : 0;
+  out.last_decision_unix_nanos = st.last_decision_ns ? st.last_decision_ns + to_unix : 0;
+  out.n_rejected_by_reason = 5;
+  out.rejected_by_reason = rcp;
+  out.unknown_domain_votes = st.unknown_domain;
+  *len = qmesh__v1__summary__get_packed_size(&out);
+  buf = malloc(*len ? *len : 1);
+  if (buf) qmesh__v1__summary__pack(&out, buf);
+out:
+  free(ps);
+  free(pp);
+  free(dc);
+  free(dp);
+  free(order);
+  return buf;
+}
+
+int qm_auditor_state_lookup(struct qm_auditor_state *s, const uint8_t repr[32], uint8_t **out, size_t *len) {
+  struct qm_request_view v;
+  if (qm_quorum_lookup(s->quorum, repr, &v)) return -ENOENT;
+  const struct qm_topology *t = s->topo;
+  size_t np = t->nproviders;
+  Qmesh__V1__Vote *votes = calloc(np, sizeof *votes);
+  Qmesh__V1__Vote **vp = calloc(np, sizeof *vp);
+  char hex[65];
+  int rc = -ENOMEM;
+  if (!votes || !vp) goto out;
+  qm_hex(repr, 32, hex);
+  Qmesh__V1__LookupReply r = QMESH__V1__LOOKUP_REPLY__INIT;
+  r.request_repr_hex = hex;
+  r.sequence = v.sequence;
+  r.domain = (char *)(v.domain < t->ndomains ? t->domains[v.domain].name : "other");
+  r.state = (char *)(v.state == QM_REQ_PENDING ? "pending" : v.state == QM_REQ_DECIDED ? "decided" : "incomplete");
+  r.quorum_success = v.state != QM_REQ_PENDING && v.success;
+  size_t n = 0;
+  for (size_t i = 0; i < np; i++) {
+    if (v.votes[i] < 0) continue;
+    qmesh__v1__vote__init(&votes[n]);
+    votes[n].provider_id = (char *)t->providers[i].ep.id;
+    votes[n].initiated = v.votes[i] == 1;
+    votes[n].verified = 1; /* only verified votes are recorded */
+    votes[n].decided_unix_nanos = v.vote_ns[i];
+    r.initiated_votes += v.votes[i] == 1;
+    vp[n] = &votes[n];
+    n++;
+  }
+  r.n_votes = n;
+  r.votes = vp;
+  *len = qmesh__v1__lookup_reply__get_packed_size(&r);
+  *out = malloc(*len ? *len : 1);
+  if (*out) {
+    qmesh__v1__lookup_reply__pack(&r, *out);
+    rc = 0;
+  }
+out:
+  free(votes);
+  free(vp);
+  return rc;
+}

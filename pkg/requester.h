@@ -1,0 +1,44 @@
+/* requester.h: the client that drives a mesh: the reference's request stream, sent to the
+ * region of each index (region 0 before failover_at, region 1 from it), up to
+ * |concurrency| in flight, failing over to the next region when a front is unreachable. */
+#ifndef QM_REQUESTER_H
+#define QM_REQUESTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "stream.h"
+#include "topology.h"
+
+struct qm_requester_opts {
+  const struct qm_topology *topo; /* borrowed */
+  unsigned concurrency;           /* in flight, >= 1 */
+  uint64_t clock_seed_ns;         /* the seed when the topology names none */
+  int progress;                   /* report progress on stderr */
+  unsigned timeout_ms;            /* per attempt, default 10000 */
+  const volatile int *cancel;     /* stop early when it becomes nonzero (another thread) */
+};
+
+struct qm_requester_result {
+  struct qm_byzantine byz;        /* as drawn from the seed */
+  uint64_t failover_at;
+  uint64_t sent;                  /* requests of the stream */
+  uint64_t accepted;              /* acknowledged by a front */
+  uint64_t refused;               /* answered with an error status other than unreachable */
+  uint64_t failed;                /* no front could be reached */
+  uint64_t failovers;             /* moves to the next region after a failure */
+  uint64_t resent;                /* attempts beyond the first */
+  uint64_t *per_region;           /* acknowledged per region (nregions entries, malloc'd) */
+  int64_t first_submit_ns, last_ack_ns; /* CLOCK_REALTIME */
+  char last_error[256];
+};
+
+/* qm_requester_run: blocks until every request was acknowledged, refused or failed. The
+ * caller has called qm_rpc_init. Returns 0 (see |res| for the counts) or a negative code
+ * with |err| filled when it could not run. Free |res| with qm_requester_result_free. */
+int qm_requester_run(const struct qm_requester_opts *o, struct qm_requester_result *res,
+                     struct qm_err *err);
+void qm_requester_result_free(struct qm_requester_result *res);
+
+#endif

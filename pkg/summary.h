@@ -1,0 +1,51 @@
+/* summary.h: the demo's report: what the auditor decided, what the hubs relayed and the
+ * providers initiated, and what the requester saw; as the reference's text and as JSON. */
+#ifndef QM_SUMMARY_H
+#define QM_SUMMARY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "requester.h"
+#include "text.h"
+#include "topology.h"
+
+struct qm_report_provider {
+  char id[QM_ID_MAX];
+  uint64_t initiated;                          /* the provider's own count */
+  uint64_t initiated_by_domain[QM_DOMAINS_MAX];
+  uint64_t evaluated, flips;
+  /* the auditor's view */
+  uint64_t votes, disagreements, audited_initiations;
+  double disagree_rate;
+};
+
+struct qm_report {
+  const struct qm_topology *topo;              /* borrowed */
+  const struct qm_requester_result *req;       /* NULL for `qmesh summary` */
+  double send_ms;                              /* requester: first submit -> last ack */
+  int64_t byz_at;
+  char byz_provider[QM_ID_MAX];                /* "" = unknown, "none" */
+  uint64_t hub_relays[QM_REGIONS_MAX];
+  uint64_t hub_relays_failed[QM_REGIONS_MAX];
+  struct qm_report_provider providers[QM_PROVIDERS_MAX]; /* in the auditor's order: worst first */
+  size_t nproviders;
+  char most_inconsistent[QM_ID_MAX];
+  uint64_t decided, incomplete, pending, successes, failures;
+  uint64_t votes_accepted, votes_rejected, votes_duplicate, votes_late, unknown_domain;
+  int64_t first_vote_ns, last_decision_ns;
+  double e2e_seconds, e2e_rate;                /* first submit -> last decision */
+};
+
+/* qm_report_collect: asks the auditor (Summary), every hub and provider (Stats) over gRPC.
+ * Returns 0 or a negative code naming the instance that did not answer. */
+int qm_report_collect(struct qm_report *r, const struct qm_topology *t, struct qm_err *err);
+/* qm_report_auditor_decided: the auditor's decided and pending counts (for waiting). */
+int qm_report_auditor_progress(const struct qm_topology *t, uint64_t *decided, uint64_t *pending,
+                               struct qm_err *err);
+
+void qm_report_text(const struct qm_report *r, struct qm_text *out);
+void qm_report_json(const struct qm_report *r, struct qm_text *out);
+
+#endif

@@ -1,0 +1,163 @@
+"""meshlib: what the end-to-end tests share: free ports, topology files, the real binaries,
+the project's protos compiled with grpc_tools (python3-grpc-tools), and clean teardown."""
+import atexit
+import importlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import grpc
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+_procs = []
+
+
+def free_ports(n):
+    """n distinct free TCP ports on 127.0.0.1 (bound then released)."""
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+_pb = None
+
+
+def pb():
+    """The qmesh.v1 message classes, compiled from proto/ at test time."""
+    global _pb
+    if _pb is None:
+        from grpc_tools import protoc
+        out = tempfile.mkdtemp(prefix="qmesh-pb-")
+        rc = protoc.main(["protoc", "-I" + os.path.join(ROOT, "proto"), "--python_out=" + out,
+                          os.path.join(ROOT, "proto", "qmesh", "v1", "qmesh.proto")])
+        assert rc == 0, "protoc failed"
+        sys.path.insert(0, out)
+        _pb = importlib.import_module("qmesh.v1.qmesh_pb2")
+    return _pb
+
+
+def topology_yaml(regions=2, providers=3, quorum=2, ports=None, extra="", secrets=None,
+                  deadline_ms=3000, provider_extra=None):
+    """A topology on 127.0.0.1 with free ports. Returns (yaml_text, ports dict id->port)."""
+    ids = []
+    for r in range(regions):
+        ids += ["NUVL_%s" % chr(65 + r), "HUB_%s" % chr(65 + r)]
+    pids = ["PROVIDER_%s" % chr(65 + i) for i in range(providers)]
+    ids += pids + ["AUDITOR"]
+    if ports is None:
+        ports = dict(zip(ids, free_ports(len(ids))))
+    lines = ["version: 1", "quorum: { threshold: %d, deadline_ms: %d }" % (quorum, deadline_ms),
+             "regions:"]
+    for r in range(regions):
+        c = chr(65 + r)
+        lines += ["  - name: %s" % c.lower(),
+                  "    front: { id: NUVL_%s, listen: \"127.0.0.1:%d\" }" % (c, ports["NUVL_" + c]),
+                  "    hub: { id: HUB_%s, listen: \"127.0.0.1:%d\" }" % (c, ports["HUB_" + c])]
+    lines.append("providers:")
+    for i, p in enumerate(pids):
+        secret = (secrets or {}).get(p, "%s_KEY" % chr(65 + i))
+        more = (provider_extra or {}).get(p, "")
+        lines.append("  - { id: %s, listen: \"127.0.0.1:%d\", score_secret: %s%s }" % (p, ports[p], secret, more))
+    lines.append("auditor: { id: AUDITOR, listen: \"127.0.0.1:%d\" }" % ports["AUDITOR"])
+    return "\n".join(lines) + "\n" + extra, ports
+
+
+def write_topology(text):
+    fd, path = tempfile.mkstemp(prefix="qmesh-topo-", suffix=".yaml")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    atexit.register(lambda: os.path.exists(path) and os.unlink(path))
+    return path
+
+
+def spawn(args, env=None, **kw):
+    """Starts a process that is killed at exit whatever happens."""
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.Popen(args, env=e, **kw)
+    _procs.append(p)
+    return p
+
+
+def stop(p, sig=signal.SIGTERM, timeout=15):
+    if p.poll() is None:
+        p.send_signal(sig)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    return p.returncode
+
+
+@atexit.register
+def _cleanup():
+    for p in _procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def clean_env(**over):
+    """The environment without the reference's overrides, plus |over|."""
+    keys = ["TOTAL_REQUESTS", "FAILOVER_AT", "QUORUM_THRESHOLD", "EXPECTED_CONTEXT", "RANDOM_SEED",
+            "BYZANTINE_PROVIDER", "BYZANTINE_AT", "WORKER_COUNT", "POST_QUEUE_MAX"]
+    e = {k: v for k, v in os.environ.items() if k not in keys and not k.endswith("_PORT")}
+    e.update({k: str(v) for k, v in over.items()})
+    return e
+
+
+def wait_serving(addr, timeout=20):
+    """Polls grpc.health.v1.Health/Check until SERVING (raw bytes: status=1 is b'\\x08\\x01')."""
+    deadline = time.time() + timeout
+    ch = grpc.insecure_channel(addr)
+    while time.time() < deadline:
+        try:
+            r = ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=1)
+            if r == b"\x08\x01":
+                ch.close()
+                return
+        except grpc.RpcError:
+            pass
+        time.sleep(0.05)
+    ch.close()
+    raise AssertionError("%s never reported SERVING" % addr)
+
+
+def unary(addr, method, request, reply_cls, metadata=None, timeout=10):
+    """One call with the project's message classes."""
+    with grpc.insecure_channel(addr) as ch:
+        fn = ch.unary_unary(method, request_serializer=lambda m: m.SerializeToString(),
+                            response_deserializer=reply_cls.FromString)
+        return fn(request, metadata=metadata, timeout=timeout)
+
+
+class Results:
+    """Counts checks; prints the closing line ctest and CI read."""
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, cond, what):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print("FAIL: " + what, flush=True)
+
+    def eq(self, got, want, what):
+        self.check(got == want, "%s: got %r, want %r" % (what, got, want))
+
+    def finish(self):
+        print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
+        sys.exit(1 if self.failed else 0)

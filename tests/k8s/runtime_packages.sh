@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# runtime_packages.sh BIN_DIR [LIST]: the image's runtime package list matches what the
+# binaries link. For every BIN_DIR/qmesh* it resolves each shared library with ldd, finds
+# the Debian package that ships it (dpkg -S), and checks:
+#   - every such package is in LIST (default deploy/runtime-packages.txt), except libc6 and
+#     libgcc-s1 (in every Debian base image) and sanitizer runtimes (never in an image);
+#   - every package in LIST is linked by some binary (the list holds nothing stale).
+# Prints one line per check and "RESULT <passed> <failed>".
+set -uo pipefail
+bin="${1:?usage: runtime_packages.sh BIN_DIR [LIST]}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+list="${2:-$here/../../deploy/runtime-packages.txt}"
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok   $*"; }
+bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+done_() { echo "RESULT $passed $failed"; [ "$failed" = 0 ]; exit $?; }
+
+exempt='^(libc6|libgcc-s1|libasan[0-9]*|libubsan[0-9]*|liblsan[0-9]*|libtsan[0-9]*|libhwasan[0-9]*|libclang-rt-[0-9]+-dev|libclang-common-[0-9]+-dev)$'
+
+for tool in ldd dpkg; do
+  command -v "$tool" >/dev/null || { bad "$tool is not installed"; done_; }
+done
+[ -r "$list" ] || { bad "no package list $list"; done_; }
+listed="$(grep -Ev '^[[:space:]]*(#|$)' "$list" | sed 's/[[:space:]].*//' | sort -u)"
+
+# owner FILE: the package that ships FILE, trying the path as given, resolved, and across
+# the merged-/usr aliases (/lib <-> /usr/lib).
+owner() {
+  local f="$1" c out
+  for c in "$f" "$(readlink -f "$f")" "${f#/usr}" "/usr$f" "$(readlink -f "$f" | sed 's|^/usr||')"; do
+    [ -n "$c" ] || continue
+    out="$(dpkg -S "$c" 2>/dev/null | grep -v '^diversion' | head -1)" || true
+    if [ -n "$out" ]; then echo "${out%%:*}" | sed 's/:.*//'; return 0; fi
+  done
+  return 1
+}
+
+shopt -s nullglob
+bins=("$bin"/qmesh*)
+[ ${#bins[@]} -gt 0 ] || { bad "no qmesh* binaries in $bin"; done_; }
+used=""
+for b in "${bins[@]}"; do
+  [ -f "$b" ] && [ -x "$b" ] || continue
+  name="$(basename "$b")"
+  if ! out="$(ldd "$b" 2>&1)"; then bad "$name: ldd failed: $out"; continue; fi
+  if grep -q 'not found' <<<"$out"; then bad "$name: unresolved libraries: $(grep 'not found' <<<"$out" | tr -s ' \t' ' ')"; continue; fi
+  pkgs="" unowned=""
+  while read -r lib; do
+    if p="$(owner "$lib")"; then pkgs+="$p"$'\n'; else unowned+=" $lib"; fi
+  done < <(awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' <<<"$out")
+  pkgs="$(sort -u <<<"$pkgs" | sed '/^$/d')"
+  used+="$pkgs"$'\n'
+  missing="$(comm -23 <(grep -Ev "$exempt" <<<"$pkgs" || true) <(echo "$listed"))"
+  if [ -n "$unowned" ]; then
+    bad "$name: libraries no Debian package ships:$unowned"
+  elif [ -n "$missing" ]; then
+    bad "$name: links packages missing from $(basename "$list"): $(echo $missing)"
+  else
+    ok "$name: every linked package is in $(basename "$list") ($(grep -Ev "$exempt" <<<"$pkgs" | tr '\n' ' ')+ exempt: $(grep -E "$exempt" <<<"$pkgs" | tr '\n' ' '))"
+  fi
+done
+stale="$(comm -23 <(echo "$listed") <(sort -u <<<"$used" | sed '/^$/d'))"
+if [ -n "$stale" ]; then
+  bad "$(basename "$list") names packages no binary links: $(echo $stale)"
+else
+  ok "$(basename "$list"): every listed package is linked by some binary"
+fi
+done_
