@@ -8,8 +8,9 @@
  * Exits 1 when a target is missed, 2 on a usage or setup error.
  *
  * Usage: drift_eval [--seeds S] [--first-seed F] [--requests N] [--threshold H]
- *                   [--tolerance T] [--quiet]
- * (seeds F..F+S-1, default 1..50; --quiet prints only the rows that are not plain hits). */
+ *                   [--tolerance T] [--plot FILE.svg] [--quiet]
+ * (seeds F..F+S-1, default 1..50; --quiet prints only the rows that are not plain hits;
+ * --plot draws the first seed's statistics with pkg/plot_svg). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "decision.h"
 #include "drift.h"
 #include "err.h"
+#include "plot_svg.h"
 #include "stream.h"
 #include "topology.h"
 
@@ -69,9 +71,11 @@ static void topology_fill(struct qm_topology *t, unsigned seed, uint64_t n, cons
   snprintf(t->random_seed, sizeof t->random_seed, "%u", seed);
 }
 
-/* simulate: replays |seed| through a detector with |params|; fills |r|. 0 or negative. */
+/* simulate: replays |seed| through a detector with |params|; fills |r|. 0 or negative.
+ * With |keep|, the detector is handed over in |*keep| (the caller frees it). */
 static int simulate(struct qm_topology *t, unsigned seed, uint64_t n, const char *byz,
-                    const struct qm_drift_params *params, struct run *r) {
+                    const struct qm_drift_params *params, struct run *r,
+                    struct qm_drift **keep) {
   struct qm_stream s;
   struct qm_err err;
   struct qm_drift *d = NULL;
@@ -112,11 +116,12 @@ static int simulate(struct qm_topology *t, unsigned seed, uint64_t n, const char
       double score = qm_decision_score(pv->score_secret, pv->score_secret_len, pv->ep.id,
                                        it.domain, repr, it.context, strlen(it.context),
                                        t->expected_context);
+      double threshold = dom < NDOM ? thresholds[dom] : t->default_threshold;
       if (score < 0.0) {
         rc = -EIO;
         goto out;
       }
-      votes[p] = (int8_t)qm_decision_initiated(score, dom < NDOM ? thresholds[dom] : t->default_threshold,
+      votes[p] = (int8_t)qm_decision_initiated(score, threshold,
                                                strcmp(pv->ep.id, s.byz.provider) == 0,
                                                it.index, s.byz.at);
       yes += votes[p];
@@ -140,7 +145,10 @@ static int simulate(struct qm_topology *t, unsigned seed, uint64_t n, const char
     }
   }
 out:
-  qm_drift_free(d);
+  if (keep && rc == 0)
+    *keep = d;
+  else
+    qm_drift_free(d);
   return rc;
 }
 
@@ -166,6 +174,8 @@ int main(int argc, char **argv) {
   struct qm_drift_params params;
   struct qm_topology *t = NULL;
   unsigned nseeds = 50, first = 1;
+  const char *plot = NULL;
+  struct qm_drift *plotted = NULL;
   uint64_t n = 2000;
   int quiet = 0, status = 2;
   int hits = 0, located = 0, early = 0, none_alarms = 0, none_seeds_alarmed = 0;
@@ -184,11 +194,13 @@ int main(int argc, char **argv) {
     }
     if (i + 1 >= argc) {
       fprintf(stderr, "usage: drift_eval [--seeds S] [--first-seed F] [--requests N] "
-                      "[--threshold H] [--tolerance T] [--quiet]\n");
+                      "[--threshold H] [--tolerance T] [--plot FILE.svg] [--quiet]\n");
       return 2;
     }
     i++;
-    if (strcmp(a, "--seeds") == 0 && parse_num(a, argv[i], 1, 100000, &v) == 0)
+    if (strcmp(a, "--plot") == 0)
+      plot = argv[i];
+    else if (strcmp(a, "--seeds") == 0 && parse_num(a, argv[i], 1, 100000, &v) == 0)
       nseeds = (unsigned)v;
     else if (strcmp(a, "--first-seed") == 0 && parse_num(a, argv[i], 0, 4e9, &v) == 0)
       first = (unsigned)v;
@@ -221,8 +233,15 @@ int main(int argc, char **argv) {
     const char *result;
     int64_t error = 0, delay = 0;
 
-    if (simulate(t, seed, n, "", &params, &r))
+    if (simulate(t, seed, n, "", &params, &r, plot && seed == first ? &plotted : NULL))
       goto done;
+    if (plot && seed == first) {
+      struct qm_err err;
+      if (qm_plot_svg_write(plot, plotted, ids, NPROV, r.true_flip, r.true_provider, &err)) {
+        fprintf(stderr, "drift_eval: %s\n", err.msg);
+        goto done;
+      }
+    }
     snprintf(named, sizeof named, "%s", r.named >= 0 ? ids[r.named] : "-");
     if (r.named < 0 || strcmp(named, r.true_provider) != 0) {
       result = "MISS";
@@ -264,7 +283,7 @@ int main(int argc, char **argv) {
   printf("%4s  %s\n", "seed", "providers suspected (peak statistic A/B/C)");
   for (unsigned seed = first; seed - first < nseeds; seed++) {
     struct run r;
-    if (simulate(t, seed, n, "none", &params, &r))
+    if (simulate(t, seed, n, "none", &params, &r, NULL))
       goto done;
     none_alarms += r.alarms;
     none_seeds_alarmed += r.alarms > 0;
@@ -300,6 +319,7 @@ int main(int argc, char **argv) {
     printf("\n%s\n", status ? "TARGETS MISSED" : "all targets met");
   }
 done:
+  qm_drift_free(plotted);
   free(delays);
   free(t);
   return status;

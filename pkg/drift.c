@@ -31,7 +31,6 @@ struct drift_provider {
   int alarmed;
   uint64_t alarm_at;
   size_t after_alarm; /* ring entries written since the alarm */
-  uint64_t *own_ones, *own_n; /* its share of the pool, per domain */
   struct drift_vote *ring;
   size_t ring_head, ring_len; /* oldest entry at ring_head */
   struct drift_trace trace;
@@ -65,10 +64,8 @@ void qm_drift_free(struct qm_drift *d) {
   if (!d)
     return;
   if (d->prov) {
-    for (size_t i = 0; i < d->nproviders; i++) {
+    for (size_t i = 0; i < d->nproviders; i++)
       free(d->prov[i].ring);
-      free(d->prov[i].own_ones);
-    }
     free(d->prov);
   }
   free(d->pool_ones);
@@ -100,10 +97,8 @@ int qm_drift_new(size_t nproviders, size_t ndomains, const struct qm_drift_param
   for (size_t i = 0; i < nproviders; i++) {
     struct drift_provider *v = &d->prov[i];
     v->ring = calloc(p->window, sizeof *v->ring);
-    v->own_ones = calloc(2 * d->nslots, sizeof *v->own_ones);
-    if (!v->ring || !v->own_ones)
+    if (!v->ring)
       goto fail;
-    v->own_n = v->own_ones + d->nslots;
     v->trace.stride = 1;
   }
   *out = d;
@@ -117,13 +112,9 @@ fail:
 size_t qm_drift_nproviders(const struct qm_drift *d) { return d ? d->nproviders : 0; }
 
 /* rate: the pooled initiation rate of |slot|, shrunk towards 0.5 and clamped. */
-static double rate(const struct qm_drift *d, const struct drift_provider *v, size_t slot) {
-  uint64_t ones = d->pool_ones[slot], n = d->pool_n[slot];
-  if (d->nproviders > 1) {
-    ones -= v->own_ones[slot];
-    n -= v->own_n[slot];
-  }
-  double r = ((double)ones + 0.5 * d->p.prior_votes) / ((double)n + d->p.prior_votes);
+static double rate(const struct qm_drift *d, size_t slot) {
+  double r = ((double)d->pool_ones[slot] + 0.5 * d->p.prior_votes) /
+             ((double)d->pool_n[slot] + d->p.prior_votes);
   double lo = d->p.rate_floor;
   return r < lo ? lo : r > 1.0 - lo ? 1.0 - lo : r;
 }
@@ -181,6 +172,7 @@ static void ring_push(struct drift_provider *v, size_t window, uint64_t seq, siz
 void qm_drift_observe(struct qm_drift *d, uint64_t sequence, size_t domain_idx,
                       const int8_t *votes, int quorum_success) {
   size_t slot = domain_idx < d->nslots - 1 ? domain_idx : d->nslots - 1;
+  double r = rate(d, slot); /* the same reference for every provider of this request */
 
   (void)quorum_success;
   for (size_t i = 0; i < d->nproviders; i++) {
@@ -191,7 +183,7 @@ void qm_drift_observe(struct qm_drift *d, uint64_t sequence, size_t domain_idx,
     if (vote != 0 && vote != 1)
       continue;
     prev = v->stat;
-    v->stat += llr(rate(d, v, slot), vote);
+    v->stat += llr(r, vote);
     if (v->stat <= 0.0)
       v->stat = 0.0;
     if (v->stat > 0.0 && (prev == 0.0 || !v->seen))
@@ -200,8 +192,6 @@ void qm_drift_observe(struct qm_drift *d, uint64_t sequence, size_t domain_idx,
     if (!v->alarmed) { /* a suspected provider no longer teaches the others */
       d->pool_ones[slot] += (uint64_t)vote;
       d->pool_n[slot]++;
-      v->own_ones[slot] += (uint64_t)vote;
-      v->own_n[slot]++;
     }
     if (v->stat > v->peak)
       v->peak = v->stat;
@@ -228,14 +218,14 @@ static uint64_t locate(const struct qm_drift *d, const struct drift_provider *v)
     return 0;
   for (size_t k = 0; k < n; k++) {
     const struct drift_vote *e = &v->ring[(v->ring_head + k) % w];
-    total += llr(rate(d, v, e->domain), e->vote);
+    total += llr(rate(d, e->domain), e->vote);
   }
   /* log weight of entry k = total - (sum of entries before k) */
   for (size_t k = 0; k < n; k++) {
     const struct drift_vote *e = &v->ring[(v->ring_head + k) % w];
     if (total - prefix > top)
       top = total - prefix;
-    prefix += llr(rate(d, v, e->domain), e->vote);
+    prefix += llr(rate(d, e->domain), e->vote);
   }
   /* Window [lo, hi) of entries with |seq - seq_c| <= tol, for each candidate c. pre_lo and
    * pre_hi are the llr sums of the entries before lo and before hi. */
@@ -246,7 +236,7 @@ static uint64_t locate(const struct qm_drift *d, const struct drift_provider *v)
       if (e->seq > sc + tol)
         break;
       mass += exp(total - pre_hi - top);
-      pre_hi += llr(rate(d, v, e->domain), e->vote);
+      pre_hi += llr(rate(d, e->domain), e->vote);
       hi++;
     }
     while (lo < hi) {
@@ -254,7 +244,7 @@ static uint64_t locate(const struct qm_drift *d, const struct drift_provider *v)
       if (e->seq + tol >= sc)
         break;
       mass -= exp(total - pre_lo - top);
-      pre_lo += llr(rate(d, v, e->domain), e->vote);
+      pre_lo += llr(rate(d, e->domain), e->vote);
       lo++;
     }
     if (mass > best_mass) {

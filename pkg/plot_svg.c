@@ -20,8 +20,13 @@ struct frame {
   double xmax, ymax; /* data ranges: x in [0, xmax], y in [0, ymax] */
 };
 
-static double px(const struct frame *f, double x) { return LEFT + x / f->xmax * (W - LEFT - RIGHT); }
-static double py(const struct frame *f, double y) { return H - BOTTOM - y / f->ymax * (H - TOP - BOTTOM); }
+static double px(const struct frame *f, double x) {
+  return LEFT + x / f->xmax * (W - LEFT - RIGHT);
+}
+
+static double py(const struct frame *f, double y) {
+  return H - BOTTOM - y / f->ymax * (H - TOP - BOTTOM);
+}
 
 /* nice_step: 1, 2 or 5 times a power of ten, giving about 5 to 10 ticks over |range|. */
 static double nice_step(double range) {
@@ -158,7 +163,7 @@ static int write_body(FILE *f, const struct qm_drift *d, const char *const *ids,
     vline(f, &fr, (double)rep.change_at, palette[i % NPALETTE], "2 3", label_y, "estimated",
           ids[i]);
     label_y += 14;
-    fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n",
+    fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\" stroke=\"#000\"/>\n",
             px(&fr, (double)rep.alarm_at), py(&fr, threshold), palette[i % NPALETTE]);
   }
 

@@ -13,7 +13,7 @@
 
 #define QM_METHODS_MAX 32
 #define QM_DRAINS_MAX 8
-#define QM_SLOTS_PER_METHOD 8 /* request_call slots armed per method */
+#define QM_SLOTS_PER_METHOD 16 /* request_call slots armed per method */
 #define QM_GENERIC_SLOTS 4    /* slots for unknown methods */
 #define QM_SERVICE_MAX 128
 
