@@ -1,5 +1,4 @@
 /* fuzz_topology.c: libFuzzer harness for the topology loader, with and without an id. */
- */
 #include <stddef.h>
 #include <stdint.h>
 

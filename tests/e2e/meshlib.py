@@ -161,3 +161,30 @@ class Results:
     def finish(self):
         print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
         sys.exit(1 if self.failed else 0)
+
+
+def reflected_methods(addr, service):
+    """The method names of |service| as the server's own reflection describes them."""
+    from google.protobuf import descriptor_pb2
+    from grpc_tools import protoc
+    out = tempfile.mkdtemp(prefix="qmesh-refl-")
+    rc = protoc.main(["protoc", "-I/usr/share/grpc-proto", "--python_out=" + out,
+                      "grpc/reflection/v1/reflection.proto"])
+    assert rc == 0
+    # loaded by path: a package named "grpc" would shadow grpcio itself
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "qmesh_reflection_v1_pb2", os.path.join(out, "grpc", "reflection", "v1", "reflection_pb2.py"))
+    refl = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(refl)
+    with grpc.insecure_channel(addr) as ch:
+        info = ch.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                                request_serializer=lambda m: m.SerializeToString(),
+                                response_deserializer=refl.ServerReflectionResponse.FromString)
+        resp = next(iter(info(iter([refl.ServerReflectionRequest(file_containing_symbol=service)]), timeout=10)))
+    for blob in resp.file_descriptor_response.file_descriptor_proto:
+        fd = descriptor_pb2.FileDescriptorProto.FromString(blob)
+        for svc in fd.service:
+            if "%s.%s" % (fd.package, svc.name) == service:
+                return [m.name for m in svc.method]
+    return []

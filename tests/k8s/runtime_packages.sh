@@ -23,31 +23,52 @@ done
 [ -r "$list" ] || { bad "no package list $list"; done_; }
 listed="$(grep -Ev '^[[:space:]]*(#|$)' "$list" | sed 's/[[:space:]].*//' | sort -u)"
 
-# owner FILE: the package that ships FILE, trying the path as given, resolved, and across
-# the merged-/usr aliases (/lib <-> /usr/lib).
+# Every library of every binary, then ONE dpkg -S over all of them (dpkg -S is slow per
+# call). Each library is looked up as ldd gave it, resolved, and across the merged-/usr
+# aliases (/lib <-> /usr/lib).
+shopt -s nullglob
+bins=()
+for b in "$bin"/qmesh*; do [ -f "$b" ] && [ -x "$b" ] && bins+=("$b"); done
+[ ${#bins[@]} -gt 0 ] || { bad "no qmesh* binaries in $bin"; done_; }
+declare -A libs_of
+for b in "${bins[@]}"; do
+  name="$(basename "$b")"
+  out="$(ldd "$b" 2>&1)"; rc=$?
+  if grep -q 'not a dynamic executable' <<<"$out"; then libs_of[$name]=""; continue; fi
+  if [ "$rc" != 0 ]; then bad "$name: ldd failed: $out"; continue; fi
+  if grep -q 'not found' <<<"$out"; then bad "$name: unresolved libraries: $(grep 'not found' <<<"$out" | tr -s ' \t' ' ')"; continue; fi
+  libs_of[$name]="$(awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' <<<"$out")"
+done
+candidates() {
+  local f="$1" r
+  r="$(readlink -f "$f")"
+  printf '%s\n' "$f" "$r" "${f#/usr}" "/usr$f" "${r#/usr}" "/usr$r" | awk 'NF && !seen[$0]++'
+}
+mapfile -t all_candidates < <(for name in "${!libs_of[@]}"; do printf '%s\n' "${libs_of[$name]}"; done \
+  | sort -u | while read -r lib; do [ -n "$lib" ] && candidates "$lib"; done | sort -u)
+declare -A pkg_of
+if [ ${#all_candidates[@]} -gt 0 ]; then
+  while IFS= read -r line; do
+    path="${line#*: }" pkg="${line%%: *}"
+    case "$pkg" in *,*|diversion*) continue ;; esac
+    pkg_of[$path]="${pkg%%:*}"
+  done < <(dpkg -S "${all_candidates[@]}" 2>/dev/null)
+fi
 owner() {
-  local f="$1" c out
-  for c in "$f" "$(readlink -f "$f")" "${f#/usr}" "/usr$f" "$(readlink -f "$f" | sed 's|^/usr||')"; do
-    [ -n "$c" ] || continue
-    out="$(dpkg -S "$c" 2>/dev/null | grep -v '^diversion' | head -1)" || true
-    if [ -n "$out" ]; then echo "${out%%:*}" | sed 's/:.*//'; return 0; fi
-  done
+  local c
+  while read -r c; do
+    if [ -n "${pkg_of[$c]:-}" ]; then echo "${pkg_of[$c]}"; return 0; fi
+  done < <(candidates "$1")
   return 1
 }
 
-shopt -s nullglob
-bins=("$bin"/qmesh*)
-[ ${#bins[@]} -gt 0 ] || { bad "no qmesh* binaries in $bin"; done_; }
 used=""
-for b in "${bins[@]}"; do
-  [ -f "$b" ] && [ -x "$b" ] || continue
-  name="$(basename "$b")"
-  if ! out="$(ldd "$b" 2>&1)"; then bad "$name: ldd failed: $out"; continue; fi
-  if grep -q 'not found' <<<"$out"; then bad "$name: unresolved libraries: $(grep 'not found' <<<"$out" | tr -s ' \t' ' ')"; continue; fi
+for name in $(printf '%s\n' "${!libs_of[@]}" | sort); do
   pkgs="" unowned=""
   while read -r lib; do
+    [ -n "$lib" ] || continue
     if p="$(owner "$lib")"; then pkgs+="$p"$'\n'; else unowned+=" $lib"; fi
-  done < <(awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' <<<"$out")
+  done <<<"${libs_of[$name]}"
   pkgs="$(sort -u <<<"$pkgs" | sed '/^$/d')"
   used+="$pkgs"$'\n'
   missing="$(comm -23 <(grep -Ev "$exempt" <<<"$pkgs" || true) <(echo "$listed"))"
