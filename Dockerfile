@@ -41,5 +41,5 @@ RUN install -d -m 0755 /etc/qmesh /etc/qmesh/keys /etc/qmesh/secrets \
 # only /tmp (an emptyDir in Kubernetes) and /var/lib/qmesh (the auditor) are written.
 USER 65532:65532
 WORKDIR /tmp
-# Without arguments: the whole demo mesh on loopback (qmesh runs the default topology).
-CMD ["qmesh"]
+# Without arguments: the whole demo mesh on loopback with the built-in topology.
+CMD ["qmesh", "demo"]
