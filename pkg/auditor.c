@@ -9,6 +9,7 @@
 #include "auditor_state.h"
 #include "hash.h"
 #include "qmesh/v1/qmesh.pb-c.h"
+#include "report_check.h"
 #include "roles.h"
 #include "sign.h"
 
@@ -23,64 +24,45 @@ struct auditor {
       *rejected_signer_mismatch, *refused_full, *accepted, *duplicate, *late;
 };
 
-static int find_provider(const struct qm_topology *t, const char *id) {
-  for (size_t i = 0; i < t->nproviders; i++)
-    if (strcmp(t->providers[i].ep.id, id) == 0) return (int)i;
-  return -1;
-}
-
 static void on_report(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
   struct auditor *a = ctx;
-  Qmesh__V1__SignedOutcome *so = qmesh__v1__signed_outcome__unpack(NULL, len, req);
-  Qmesh__V1__Outcome *o = NULL;
-  if (!so) {
-    (*a->rejected_malformed)++;
-    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "malformed SignedOutcome");
-    return;
+  struct qm_vote v;
+  char why[256];
+  switch (qm_report_check(req, len, a->topo, a->keys, &v, why, sizeof why)) {
+    case QM_REPORT_OK: break;
+    case QM_REPORT_MALFORMED:
+      (*a->rejected_malformed)++;
+      qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "%s", why);
+      return;
+    case QM_REPORT_UNKNOWN_SIGNER:
+      (*a->rejected_unknown_signer)++;
+      qm_call_fail(call, QM_STATUS_UNAUTHENTICATED, "%s", why);
+      return;
+    case QM_REPORT_BAD_SIGNATURE:
+      (*a->rejected_bad_signature)++;
+      qm_call_fail(call, QM_STATUS_UNAUTHENTICATED, "%s", why);
+      return;
+    case QM_REPORT_SIGNER_MISMATCH:
+      (*a->rejected_signer_mismatch)++;
+      qm_call_fail(call, QM_STATUS_PERMISSION_DENIED, "%s", why);
+      return;
   }
-  int p = find_provider(a->topo, so->key_id);
-  if (p < 0) {
-    (*a->rejected_unknown_signer)++;
-    qm_call_fail(call, QM_STATUS_UNAUTHENTICATED, "unknown signer '%.64s'", so->key_id);
-    goto out;
-  }
-  if (!qm_verify(a->keys[p], so->outcome.data, so->outcome.len, so->signature.data, so->signature.len)) {
-    (*a->rejected_bad_signature)++;
-    qm_call_fail(call, QM_STATUS_UNAUTHENTICATED, "signature of %s does not verify over the outcome bytes",
-                 so->key_id);
-    goto out;
-  }
-  o = qmesh__v1__outcome__unpack(NULL, so->outcome.len, so->outcome.data);
-  if (!o || o->request_repr.len != 32) {
-    (*a->rejected_malformed)++;
-    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "signed bytes are not an Outcome with a 32-byte request_repr");
-    goto out;
-  }
-  if (strcmp(o->provider_id, so->key_id) != 0) {
-    (*a->rejected_signer_mismatch)++;
-    qm_call_fail(call, QM_STATUS_PERMISSION_DENIED, "outcome of '%.64s' signed by '%.64s'", o->provider_id,
-                 so->key_id);
-    goto out;
-  }
-  int rc = qm_auditor_state_vote(a->state, req, len, o->request_repr.data, o->sequence, o->domain, (size_t)p,
-                                 o->initiated, o->decided_unix_nanos);
+  int rc = qm_auditor_state_vote(a->state, req, len, &v);
   if (rc < 0) {
     (*a->refused_full)++;
-    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "auditor: %s", rc == -ENOSPC ? "too many pending requests" : "cannot record the vote");
-    goto out;
+    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "auditor: %s",
+                 rc == -ENOSPC ? "too many pending requests" : "cannot record the vote");
+    return;
   }
   if (rc == QM_VOTE_ACCEPTED) (*a->accepted)++;
   else if (rc == QM_VOTE_DUPLICATE) (*a->duplicate)++;
   else (*a->late)++;
   Qmesh__V1__ReportReply reply = QMESH__V1__REPORT_REPLY__INIT;
-  reply.result = rc == QM_VOTE_ACCEPTED ? QMESH__V1__REPORT_REPLY__RESULT__ACCEPTED
+  reply.result = rc == QM_VOTE_ACCEPTED    ? QMESH__V1__REPORT_REPLY__RESULT__ACCEPTED
                  : rc == QM_VOTE_DUPLICATE ? QMESH__V1__REPORT_REPLY__RESULT__DUPLICATE
                                            : QMESH__V1__REPORT_REPLY__RESULT__LATE;
   uint8_t buf[8];
   qm_call_reply(call, buf, qmesh__v1__report_reply__pack(&reply, buf));
-out:
-  if (o) qmesh__v1__outcome__free_unpacked(o, NULL);
-  qmesh__v1__signed_outcome__free_unpacked(so, NULL);
 }
 
 static void reply_packed(struct qm_call *call, uint8_t *buf, size_t len) {

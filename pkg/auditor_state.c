@@ -69,11 +69,11 @@ void qm_auditor_state_counters(struct qm_auditor_state *s, const uint64_t *malfo
 }
 
 int qm_auditor_state_vote(struct qm_auditor_state *s, const uint8_t *raw, size_t raw_len,
-                          const uint8_t repr[32], uint64_t sequence, const char *domain,
-                          size_t provider, int initiated, int64_t decided_ns) {
+                          const struct qm_vote *v) {
   (void)raw;
   (void)raw_len;
-  return qm_quorum_vote(s->quorum, repr, sequence, domain, provider, initiated, decided_ns, qm_mono_ns());
+  return qm_quorum_vote(s->quorum, v->repr, v->sequence, v->domain, v->provider, v->initiated, v->decided_ns,
+                        qm_mono_ns());
 }
 
 void qm_auditor_state_expire(struct qm_auditor_state *s) { qm_quorum_expire(s->quorum, qm_mono_ns()); }

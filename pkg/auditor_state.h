@@ -8,6 +8,7 @@
 
 #include "err.h"
 #include "quorum.h"
+#include "report_check.h"
 #include "topology.h"
 
 struct qm_auditor_state;
@@ -23,8 +24,7 @@ void qm_auditor_state_counters(struct qm_auditor_state *s, const uint64_t *malfo
 /* qm_auditor_state_vote: a verified vote (|raw| is the SignedOutcome as received, for the
  * log). Returns a qm_vote_result or a negative code. */
 int qm_auditor_state_vote(struct qm_auditor_state *s, const uint8_t *raw, size_t raw_len,
-                          const uint8_t repr[32], uint64_t sequence, const char *domain,
-                          size_t provider, int initiated, int64_t decided_ns);
+                          const struct qm_vote *v);
 void qm_auditor_state_expire(struct qm_auditor_state *s);
 /* Packed qmesh.v1.Summary / LookupReply in a malloc'd buffer (NULL when out of memory). */
 uint8_t *qm_auditor_state_summary(struct qm_auditor_state *s, size_t *len);

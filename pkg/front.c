@@ -61,7 +61,8 @@ static int metadata_text(struct qm_call *call, const char *key, const char *dflt
 
 static void on_submit(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
   struct front *f = ctx;
-  char context[QM_RPC_MD_VALUE_MAX + 1], domain[QM_RPC_MD_VALUE_MAX + 1], seq_text[32];
+  /* Domains are names (as in the topology): bounded like ids; contexts are opaque values. */
+  char context[QM_RPC_MD_VALUE_MAX + 1], domain[QM_ID_MAX], seq_text[32];
   Qmesh__V1__SubmitRequest *in = qmesh__v1__submit_request__unpack(NULL, len, req);
   if (!in) {
     (*f->refused_invalid)++;
