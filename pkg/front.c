@@ -15,7 +15,6 @@ struct front {
   const struct qm_topology *topo;
   struct qm_channel *hub;
   void *relay;
-  unsigned inflight, inflight_max;
   uint64_t *accepted, *forwarded, *refused_full, *refused_invalid, *hub_failed, *no_seq;
 };
 
@@ -29,7 +28,6 @@ static void on_hub_reply(void *arg, int status, const char *details, const uint8
   (void)len;
   struct pending *p = arg;
   struct front *f = p->f;
-  f->inflight--;
   if (status == QM_STATUS_OK) {
     (*f->forwarded)++;
     /* The constant reply: the same empty message for every accepted request. */
@@ -94,12 +92,6 @@ static void on_submit(void *ctx, struct qm_call *call, const uint8_t *req, size_
   } else {
     (*f->no_seq)++;
   }
-  if (f->inflight >= f->inflight_max) {
-    (*f->refused_full)++;
-    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "front %s: %u requests in flight (POST_QUEUE_MAX)",
-                 qm_role_id(f->role), f->inflight_max);
-    goto done;
-  }
   uint8_t repr[QM_SHA256_LEN];
   qm_sha256(in->payload.data, in->payload.len, repr);
   Qmesh__V1__Artifact a = QMESH__V1__ARTIFACT__INIT;
@@ -121,13 +113,18 @@ static void on_submit(void *ctx, struct qm_call *call, const uint8_t *req, size_
   p->call = call;
   (*f->accepted)++;
   rc = qm_channel_call(f->hub, f->relay, buf, n, NULL, 0, QM_HOP_TIMEOUT_MS, 1, on_hub_reply, p);
-  if (rc) {
+  if (rc == -ENOBUFS) {
+    /* WORKER_COUNT calls in flight and POST_QUEUE_MAX waiting: refuse, visibly. */
+    free(p);
+    (*f->accepted)--;
+    (*f->refused_full)++;
+    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "front %s: queue to %s is full (POST_QUEUE_MAX=%u)",
+                 qm_role_id(f->role), qm_channel_target(f->hub), f->topo->post_queue_max);
+  } else if (rc) {
     free(p);
     (*f->hub_failed)++;
     qm_call_fail(call, QM_STATUS_UNAVAILABLE, "cannot reach hub %s", qm_channel_target(f->hub));
-    goto done;
   }
-  f->inflight++;
 done:
   qmesh__v1__submit_request__free_unpacked(in, NULL);
 }
@@ -137,13 +134,13 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   if (!f) return qm_err_set(err, -ENOMEM, "out of memory");
   f->role = r;
   f->topo = qm_role_topology(r);
-  f->inflight_max = f->topo->post_queue_max;
   const struct qm_region *reg = qm_topology_find_region_of(f->topo, qm_role_id(r));
   int rc = qm_channel_new(qm_role_loop(r), reg->hub.advertise, &f->hub, err);
   if (rc) {
     free(f);
     return rc;
   }
+  qm_channel_set_limits(f->hub, f->topo->worker_count, f->topo->post_queue_max);
   f->relay = qm_channel_method(f->hub, "/qmesh.v1.Hub/Relay");
   qm_role_add_upstream(r, reg->hub.advertise);
   f->accepted = qm_role_counter(r, "submit_accepted");

@@ -14,7 +14,6 @@ struct hub {
   size_t nproviders;
   struct qm_channel **providers;
   void **evaluate;
-  unsigned inflight, inflight_max;
   uint64_t *received, *relays, *relay_failed, *refused_full, *refused_invalid, *undelivered;
 };
 
@@ -28,7 +27,6 @@ struct fanout {
 
 static void finish_fanout(struct fanout *fo) {
   struct hub *h = fo->h;
-  h->inflight--;
   /* Delivered to at least one provider: the auditor decides with what arrives (a provider
    * that is down makes the request incomplete, counted there). Nobody reached: the front
    * must know, so the requester can fail over. */
@@ -66,11 +64,14 @@ static void on_relay(void *ctx, struct qm_call *call, const uint8_t *req, size_t
     return;
   }
   qmesh__v1__artifact__free_unpacked(a, NULL);
-  if (h->inflight >= h->inflight_max) {
-    (*h->refused_full)++;
-    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "hub %s: %u relays in flight (POST_QUEUE_MAX)",
-                 qm_role_id(h->role), h->inflight_max);
-    return;
+  for (size_t i = 0; i < h->nproviders; i++) {
+    if (!qm_channel_has_room(h->providers[i])) {
+      /* All or nothing: a partial fan-out would make the request incomplete by design. */
+      (*h->refused_full)++;
+      qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "hub %s: queue to %s is full (POST_QUEUE_MAX)",
+                   qm_role_id(h->role), qm_channel_target(h->providers[i]));
+      return;
+    }
   }
   struct fanout *fo = calloc(1, sizeof *fo);
   if (!fo) {
@@ -81,7 +82,6 @@ static void on_relay(void *ctx, struct qm_call *call, const uint8_t *req, size_t
   fo->call = call;
   fo->waiting = h->nproviders;
   snprintf(fo->last_error, sizeof fo->last_error, "no provider answered");
-  h->inflight++;
   for (size_t i = 0; i < h->nproviders; i++) {
     (*h->relays)++;
     if (qm_channel_call(h->providers[i], h->evaluate[i], req, len, NULL, 0, QM_HOP_TIMEOUT_MS, 1,
@@ -103,7 +103,6 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   struct hub *h = calloc(1, sizeof *h);
   if (!h) return qm_err_set(err, -ENOMEM, "out of memory");
   h->role = r;
-  h->inflight_max = t->post_queue_max;
   h->providers = calloc(t->nproviders, sizeof *h->providers);
   h->evaluate = calloc(t->nproviders, sizeof *h->evaluate);
   int rc = (h->providers && h->evaluate) ? 0 : qm_err_set(err, -ENOMEM, "out of memory");
@@ -111,6 +110,7 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
     rc = qm_channel_new(qm_role_loop(r), t->providers[i].ep.advertise, &h->providers[i], err);
     if (rc) break;
     h->nproviders++;
+    qm_channel_set_limits(h->providers[i], t->worker_count, t->post_queue_max);
     h->evaluate[i] = qm_channel_method(h->providers[i], "/qmesh.v1.Provider/Evaluate");
     qm_role_add_upstream(r, t->providers[i].ep.advertise);
   }

@@ -21,7 +21,6 @@ struct provider {
   void *report;
   int byzantine;
   int64_t byzantine_at;
-  unsigned inflight, inflight_max;
   uint64_t *evaluated, *initiated, *reported, *report_failed, *refused_invalid, *refused_full,
       *unknown_domain, *flipped;
   uint64_t **initiated_by_domain; /* per topology domain */
@@ -36,7 +35,6 @@ struct report {
 static void on_auditor_reply(void *arg, int status, const char *details, const uint8_t *resp, size_t len) {
   struct report *rep = arg;
   struct provider *p = rep->p;
-  p->inflight--;
   Qmesh__V1__ReportReply *r = status == QM_STATUS_OK ? qmesh__v1__report_reply__unpack(NULL, len, resp) : NULL;
   if (r) {
     (*p->reported)++;
@@ -70,10 +68,10 @@ static void on_evaluate(void *ctx, struct qm_call *call, const uint8_t *req, siz
     qmesh__v1__artifact__free_unpacked(a, NULL);
     return;
   }
-  if (p->inflight >= p->inflight_max) {
+  if (!qm_channel_has_room(p->auditor)) {
     (*p->refused_full)++;
-    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "provider %s: %u reports in flight (POST_QUEUE_MAX)",
-                 qm_role_id(p->role), p->inflight_max);
+    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "provider %s: queue to the auditor is full (POST_QUEUE_MAX)",
+                 qm_role_id(p->role));
     qmesh__v1__artifact__free_unpacked(a, NULL);
     return;
   }
@@ -127,7 +125,6 @@ static void on_evaluate(void *ctx, struct qm_call *call, const uint8_t *req, siz
     qm_call_fail(call, QM_STATUS_UNAVAILABLE, "cannot reach the auditor");
     goto out;
   }
-  p->inflight++;
   rep = NULL;
   goto out;
 oom:
@@ -167,7 +164,6 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   p->role = r;
   p->topo = qm_role_topology(r);
   p->self = qm_topology_find_provider(p->topo, qm_role_id(r));
-  p->inflight_max = p->topo->post_queue_max;
   char path[QM_PATH_MAX + QM_ID_MAX + 8];
   int rc = 0;
   if (p->self->signing_key[0]) snprintf(path, sizeof path, "%s", p->self->signing_key);
@@ -184,6 +180,7 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
     teardown(p);
     return rc;
   }
+  qm_channel_set_limits(p->auditor, p->topo->worker_count, p->topo->post_queue_max);
   p->report = qm_channel_method(p->auditor, "/qmesh.v1.Auditor/Report");
   qm_role_add_upstream(r, p->topo->auditor.advertise);
   p->evaluated = qm_role_counter(r, "evaluated");

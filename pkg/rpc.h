@@ -47,6 +47,10 @@ void qm_rpc_block_signals(void);
  * number, 0 on timeout. */
 int qm_rpc_wait_signal(unsigned timeout_ms);
 const char *qm_status_name(int code);
+/* qm_rpc_tls_configure: every later server and channel of the process uses mutual TLS with
+ * this CA and this instance's certificate and key (PEM files). Call before creating any. */
+int qm_rpc_tls_configure(const char *ca, const char *cert, const char *key, struct qm_err *err);
+int qm_rpc_tls_enabled(void);
 int64_t qm_now_ns(void);      /* CLOCK_REALTIME, for timestamps on the wire */
 int64_t qm_mono_ns(void);     /* CLOCK_MONOTONIC, for durations */
 
@@ -159,11 +163,24 @@ typedef void (*qm_reply_fn)(void *arg, int status, const char *details, const ui
 /* qm_channel_new: a channel to |target| ("host:port") whose calls complete on |loop|. */
 int qm_channel_new(struct qm_loop *loop, const char *target, struct qm_channel **out,
                    struct qm_err *err);
+/* qm_channel_set_limits: at most |max_inflight| calls started at once (0: unbounded); beyond
+ * that up to |max_queued| wait in order (0: unbounded); beyond that qm_channel_call refuses
+ * with -ENOBUFS. The reference's WORKER_COUNT and POST_QUEUE_MAX per hop. */
+void qm_channel_set_limits(struct qm_channel *ch, unsigned max_inflight, unsigned max_queued);
+struct qm_channel_stats {
+  uint64_t started, failed, refused; /* refused: -ENOBUFS returned */
+  uint64_t inflight, queued, queued_peak;
+};
+void qm_channel_stats(const struct qm_channel *ch, struct qm_channel_stats *out);
+/* qm_channel_has_room: 1 when a call now would start or queue, 0 when it would be refused. */
+int qm_channel_has_room(const struct qm_channel *ch);
 /* qm_channel_method: registers |path| on the channel; returns a handle for calls. */
 void *qm_channel_method(struct qm_channel *ch, const char *path);
-/* qm_channel_call: starts a unary call with |req| (copied) and metadata; |wait_for_ready|
- * queues it while the channel connects instead of failing UNAVAILABLE. |done| always runs
- * exactly once on the loop thread. Returns 0 or a negative code (then |done| never runs). */
+/* qm_channel_call: starts (or queues, see limits) a unary call with |req| and metadata (both
+ * copied); |wait_for_ready| queues it in libgrpc while the channel connects instead of
+ * failing UNAVAILABLE. |done| always runs exactly once on the loop thread, never from inside
+ * this function. Returns 0, -ENOBUFS when the channel's queue is full, or another negative
+ * code (then |done| never runs). */
 int qm_channel_call(struct qm_channel *ch, void *method, const uint8_t *req, size_t len,
                     const struct qm_rpc_md *md, size_t nmd, unsigned timeout_ms,
                     int wait_for_ready, qm_reply_fn done, void *arg);

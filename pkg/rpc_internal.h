@@ -61,6 +61,9 @@ grpc_byte_buffer *qm__buffer_from(const uint8_t *data, size_t len);
 int qm__buffer_read(grpc_byte_buffer *bb, uint8_t **out, size_t *len);
 
 gpr_timespec qm__deadline_ms(unsigned ms);
+/* Credentials for channels and servers (insecure, or mutual TLS once configured). */
+grpc_channel_credentials *qm__channel_credentials(void);
+grpc_server_credentials *qm__server_credentials(void);
 grpc_channel_args *qm__channel_args(int server);
 
 #endif

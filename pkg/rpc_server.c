@@ -140,7 +140,7 @@ void qm_server_stats(const struct qm_server *srv, struct qm_server_stats *out) {
 }
 
 int qm_server_listen(struct qm_server *srv, const char *addr, struct qm_err *err) {
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  grpc_server_credentials *creds = qm__server_credentials();
   int port = grpc_server_add_http2_port(srv->server, addr, creds);
   grpc_server_credentials_release(creds);
   if (port <= 0)

@@ -14,7 +14,7 @@ int qm_rpc_call_sync(const char *target, const char *path, const uint8_t *req, s
   if (nmd > 8) return qm_err_set(err, -E2BIG, "too much metadata");
   memset(res, 0, sizeof *res);
   grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+  grpc_channel_credentials *creds = qm__channel_credentials();
   grpc_channel *ch = grpc_channel_create(target, creds, qm__channel_args(0));
   grpc_channel_credentials_release(creds);
   grpc_slice method = grpc_slice_from_copied_string(path);
