@@ -84,7 +84,9 @@ static void on_relay(void *ctx, struct qm_call *call, const uint8_t *req, size_t
   snprintf(fo->last_error, sizeof fo->last_error, "no provider answered");
   for (size_t i = 0; i < h->nproviders; i++) {
     (*h->relays)++;
-    if (qm_channel_call(h->providers[i], h->evaluate[i], req, len, NULL, 0, QM_HOP_TIMEOUT_MS, 1,
+    /* Not wait-for-ready: a provider that is down fails fast instead of holding every
+     * request for the whole deadline; the auditor decides without it (incomplete). */
+    if (qm_channel_call(h->providers[i], h->evaluate[i], req, len, NULL, 0, QM_HOP_TIMEOUT_MS, 0,
                         on_provider_reply, fo) != 0)
       on_provider_reply(fo, QM_STATUS_UNAVAILABLE, "cannot start the call", NULL, 0);
   }

@@ -23,18 +23,50 @@ struct provider {
   int64_t byzantine_at;
   uint64_t *evaluated, *initiated, *reported, *report_failed, *refused_invalid, *refused_full,
       *unknown_domain, *flipped;
+  uint64_t *report_retries;
+  struct report *waiting; /* reports backing off until the auditor is back */
   uint64_t **initiated_by_domain; /* per topology domain */
   char **counter_names;
 };
 
+#define QM_REPORT_RETRY_WINDOW_MS 60000 /* keep offering a vote to an absent auditor this long */
+#define QM_REPORT_BACKOFF_MAX_MS 1000
+
+/* One signed vote on its way to the auditor; kept until the auditor took it. */
 struct report {
   struct provider *p;
   struct qm_call *call;
+  uint8_t *signed_outcome;
+  size_t len;
+  unsigned attempts;
+  int64_t first_ns, due_ns;
+  struct report *next_due;
 };
+
+static void send_report(struct report *rep);
+
+static void report_free(struct report *rep) {
+  free(rep->signed_outcome);
+  free(rep);
+}
 
 static void on_auditor_reply(void *arg, int status, const char *details, const uint8_t *resp, size_t len) {
   struct report *rep = arg;
   struct provider *p = rep->p;
+  int64_t now = qm_mono_ns();
+  if ((status == QM_STATUS_UNAVAILABLE || status == QM_STATUS_DEADLINE_EXCEEDED) &&
+      now - rep->first_ns < (int64_t)QM_REPORT_RETRY_WINDOW_MS * 1000000 && !qm_loop_stopping(qm_role_loop(p->role))) {
+    /* The auditor is away (restarting, overloaded): the vote is signed and must not be lost.
+     * Resending is idempotent: the auditor counts a (request, provider) vote once. */
+    unsigned backoff = 50u << (rep->attempts < 5 ? rep->attempts : 5);
+    if (backoff > QM_REPORT_BACKOFF_MAX_MS) backoff = QM_REPORT_BACKOFF_MAX_MS;
+    rep->attempts++;
+    (*p->report_retries)++;
+    rep->due_ns = now + (int64_t)backoff * 1000000;
+    rep->next_due = p->waiting;
+    p->waiting = rep;
+    return;
+  }
   Qmesh__V1__ReportReply *r = status == QM_STATUS_OK ? qmesh__v1__report_reply__unpack(NULL, len, resp) : NULL;
   if (r) {
     (*p->reported)++;
@@ -45,7 +77,32 @@ static void on_auditor_reply(void *arg, int status, const char *details, const u
     qm_call_fail(rep->call, QM_STATUS_UNAVAILABLE, "provider %s: the auditor did not take the vote: %s: %s",
                  qm_role_id(p->role), qm_status_name(status), details);
   }
-  free(rep);
+  report_free(rep);
+}
+
+static void send_report(struct report *rep) {
+  struct provider *p = rep->p;
+  if (qm_channel_call(p->auditor, p->report, rep->signed_outcome, rep->len, NULL, 0, QM_HOP_TIMEOUT_MS, 1,
+                      on_auditor_reply, rep)) {
+    (*p->report_failed)++;
+    qm_call_fail(rep->call, QM_STATUS_UNAVAILABLE, "cannot reach the auditor");
+    report_free(rep);
+  }
+}
+
+static void on_retry_tick(void *arg) {
+  struct provider *p = arg;
+  int64_t now = qm_mono_ns();
+  struct report **link = &p->waiting;
+  while (*link) {
+    struct report *rep = *link;
+    if (rep->due_ns <= now || qm_loop_stopping(qm_role_loop(p->role))) {
+      *link = rep->next_due;
+      send_report(rep);
+    } else {
+      link = &rep->next_due;
+    }
+  }
 }
 
 static size_t domain_index(const struct qm_topology *t, const char *domain) {
@@ -118,13 +175,14 @@ static void on_evaluate(void *ctx, struct qm_call *call, const uint8_t *req, siz
   sbuf = malloc(slen);
   if (!sbuf) goto oom;
   qmesh__v1__signed_outcome__pack(&so, sbuf);
+  memset(rep, 0, sizeof *rep);
   rep->p = p;
   rep->call = call;
-  if (qm_channel_call(p->auditor, p->report, sbuf, slen, NULL, 0, QM_HOP_TIMEOUT_MS, 1, on_auditor_reply, rep)) {
-    (*p->report_failed)++;
-    qm_call_fail(call, QM_STATUS_UNAVAILABLE, "cannot reach the auditor");
-    goto out;
-  }
+  rep->signed_outcome = sbuf;
+  rep->len = slen;
+  rep->first_ns = qm_mono_ns();
+  sbuf = NULL;
+  send_report(rep);
   rep = NULL;
   goto out;
 oom:
@@ -176,6 +234,7 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
                     p->topo->source, p->self->ep.id);
   if (!rc) rc = resolve_byzantine(p, err);
   if (!rc) rc = qm_channel_new(qm_role_loop(r), p->topo->auditor.advertise, &p->auditor, err);
+  if (!rc) rc = qm_loop_add_tick(qm_role_loop(r), 20, on_retry_tick, p);
   if (rc) {
     teardown(p);
     return rc;
@@ -187,6 +246,7 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   p->initiated = qm_role_counter(r, "initiated");
   p->flipped = qm_role_counter(r, "byzantine_flips");
   p->reported = qm_role_counter(r, "reported");
+  p->report_retries = qm_role_counter(r, "report_retries");
   p->report_failed = qm_role_counter(r, "report_failed");
   p->refused_invalid = qm_role_counter(r, "refused_invalid");
   p->refused_full = qm_role_counter(r, "refused_full");

@@ -10,11 +10,17 @@
 #include "qmesh/v1/qmesh.pb-c.h"
 #include "rpc.h"
 
+#define QM_BUSY_RETRIES 200        /* RESOURCE_EXHAUSTED retries per request */
+#define QM_BUSY_BACKOFF_MAX_MS 200 /* backoff doubles from 2 ms up to this */
+
 struct slot {
   struct run *run;
   struct qm_stream_item item;
   size_t region;     /* region tried now */
   unsigned attempts; /* regions tried for this request */
+  unsigned busy;     /* RESOURCE_EXHAUSTED answers so far */
+  int64_t due_ns;    /* when a backed-off retry is due */
+  struct slot *next_due;
 };
 
 struct run {
@@ -28,6 +34,7 @@ struct run {
   size_t shift;        /* regions moved past after failures */
   uint64_t issued, done;
   int64_t next_progress;
+  struct slot *waiting; /* backed-off retries */
 };
 
 static void issue_next(struct run *r, struct slot *s);
@@ -61,6 +68,16 @@ static void on_reply(void *arg, int status, const char *details, const uint8_t *
     s->attempts++;
     r->res->resent++;
     send_slot(r, s);
+    return;
+  } else if (status == QM_STATUS_RESOURCE_EXHAUSTED && s->busy < QM_BUSY_RETRIES) {
+    /* Backpressure: the mesh refused visibly; wait and send the same request again. */
+    unsigned backoff = 2u << (s->busy < 7 ? s->busy : 7);
+    if (backoff > QM_BUSY_BACKOFF_MAX_MS) backoff = QM_BUSY_BACKOFF_MAX_MS;
+    s->busy++;
+    r->res->retried_busy++;
+    s->due_ns = qm_mono_ns() + (int64_t)backoff * 1000000;
+    s->next_due = r->waiting;
+    r->waiting = s;
     return;
   } else {
     snprintf(r->res->last_error, sizeof r->res->last_error, "request %" PRIu64 ": %s: %s", s->item.index,
@@ -101,8 +118,24 @@ static void issue_next(struct run *r, struct slot *s) {
   r->issued++;
   s->region = region_of(r, s->item.index);
   s->attempts = 1;
+  s->busy = 0;
   if (!r->res->first_submit_ns) r->res->first_submit_ns = qm_now_ns();
   send_slot(r, s);
+}
+
+static void on_retry_tick(void *arg) {
+  struct run *r = arg;
+  int64_t now = qm_mono_ns();
+  struct slot **link = &r->waiting;
+  while (*link) {
+    struct slot *s = *link;
+    if (s->due_ns <= now) {
+      *link = s->next_due;
+      send_slot(r, s);
+    } else {
+      link = &s->next_due;
+    }
+  }
 }
 
 static void on_tick(void *arg) {
@@ -144,6 +177,7 @@ int qm_requester_run(const struct qm_requester_opts *o, struct qm_requester_resu
     r.submit[i] = qm_channel_method(r.fronts[i], "/qmesh.v1.Front/Submit");
   }
   qm_loop_add_tick(r.loop, 100, on_tick, &r);
+  qm_loop_add_tick(r.loop, 2, on_retry_tick, &r);
   unsigned c = o->concurrency ? o->concurrency : 1;
   if (res->sent == 0) {
     qm_loop_stop(r.loop, 0);
@@ -160,6 +194,11 @@ int qm_requester_run(const struct qm_requester_opts *o, struct qm_requester_resu
     if (rc && r.issued == 0) qm_loop_stop(r.loop, 0);
   }
   qm_loop_run(r.loop);
+  while (r.waiting) { /* stopped early (cancel): the backed-off slots never completed */
+    struct slot *s = r.waiting;
+    r.waiting = s->next_due;
+    free(s);
+  }
   if (o->progress) fprintf(stderr, "\r%70s\r", "");
 cleanup:
   if (r.fronts)

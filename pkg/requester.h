@@ -25,10 +25,12 @@ struct qm_requester_result {
   uint64_t failover_at;
   uint64_t sent;                  /* requests of the stream */
   uint64_t accepted;              /* acknowledged by a front */
-  uint64_t refused;               /* answered with an error status other than unreachable */
+  uint64_t refused;               /* refused for good: an error status other than unreachable,
+                                     or still RESOURCE_EXHAUSTED after every retry */
   uint64_t failed;                /* no front could be reached */
   uint64_t failovers;             /* moves to the next region after a failure */
   uint64_t resent;                /* attempts beyond the first */
+  uint64_t retried_busy;          /* retries after RESOURCE_EXHAUSTED (backpressure) */
   uint64_t *per_region;           /* acknowledged per region (nregions entries, malloc'd) */
   int64_t first_submit_ns, last_ack_ns; /* CLOCK_REALTIME */
   char last_error[256];

@@ -176,8 +176,9 @@ void qm_report_text(const struct qm_report *r, struct qm_text *o) {
                  r->votes_accepted, r->votes_rejected, r->votes_duplicate, r->votes_late, r->unknown_domain);
   if (r->req) {
     qm_text_printf(o, "Requester: accepted=%" PRIu64 ", refused=%" PRIu64 ", failed=%" PRIu64 ", failovers=%" PRIu64
-                      ", resent=%" PRIu64 "\n",
-                   r->req->accepted, r->req->refused, r->req->failed, r->req->failovers, r->req->resent);
+                      ", resent=%" PRIu64 ", retried after backpressure=%" PRIu64 "\n",
+                   r->req->accepted, r->req->refused, r->req->failed, r->req->failovers, r->req->resent,
+                   r->req->retried_busy);
     qm_text_printf(o, "End-to-end rate: %.1f requests/s (%.3f s from first submit to last decision)\n",
                    r->e2e_rate, r->e2e_seconds);
   }
@@ -231,8 +232,9 @@ void qm_report_json(const struct qm_report *r, struct qm_text *o) {
     qm_text_printf(o,
                    ", \"requester\": {\"sent\": %" PRIu64 ", \"accepted\": %" PRIu64 ", \"refused\": %" PRIu64
                    ", \"failed\": %" PRIu64 ", \"failovers\": %" PRIu64 ", \"resent\": %" PRIu64
+                   ", \"retried_busy\": %" PRIu64
                    "}, \"e2e_seconds\": %.6f, \"e2e_rate\": %.1f",
                    r->req->sent, r->req->accepted, r->req->refused, r->req->failed, r->req->failovers,
-                   r->req->resent, r->e2e_seconds, r->e2e_rate);
+                   r->req->resent, r->req->retried_busy, r->e2e_seconds, r->e2e_rate);
   qm_text_printf(o, "}\n");
 }
