@@ -3,6 +3,7 @@
  * SignedOutcome and re-sign its outcome bytes with key mode-1 first, so mutated Outcome bytes
  * get past the signature and reach the decode-after-verify path. Other values fold mod 4. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@
 
 static struct qm_topology *topo;
 static struct qm_key *pub[QM_FUZZ_NKEYS], *priv[QM_FUZZ_NKEYS];
+static int verbose; /* QM_FUZZ_VERBOSE=1: print each verdict (to check the seed corpus) */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
@@ -24,6 +26,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     abort();
   for (size_t i = 0; i < QM_FUZZ_NKEYS; i++)
     if (strcmp(topo->providers[i].ep.id, qm_fuzz_key_ids[i]) != 0) abort();
+  verbose = getenv("QM_FUZZ_VERBOSE") != NULL;
   return 0;
 }
 
@@ -55,6 +58,7 @@ static void check(const uint8_t *msg, size_t len) {
   memset(&vote, 0xa5, sizeof vote);
   why[0] = '\0';
   enum qm_report_verdict v = qm_report_check(msg, len, topo, pub, &vote, why, sizeof why);
+  if (verbose) fprintf(stderr, "verdict %d: %s\n", (int)v, v == QM_REPORT_OK ? "ok" : why);
   if (v == QM_REPORT_OK) {
     /* An accepted vote names a real provider and carries a terminated domain. */
     if (vote.provider >= topo->nproviders) abort();

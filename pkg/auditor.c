@@ -21,7 +21,7 @@ struct auditor {
   struct qm_key **keys; /* public keys, per provider */
   struct qm_auditor_state *state;
   uint64_t *rejected_malformed, *rejected_unknown_signer, *rejected_bad_signature,
-      *rejected_signer_mismatch, *refused_full, *accepted, *duplicate, *late;
+      *rejected_signer_mismatch, *refused_full, *accepted, *duplicate, *late, *log_failed, *replayed;
 };
 
 static void on_report(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
@@ -48,10 +48,15 @@ static void on_report(void *ctx, struct qm_call *call, const uint8_t *req, size_
       return;
   }
   int rc = qm_auditor_state_vote(a->state, req, len, &v);
+  if (rc == -EIO) {
+    /* Not in the log, so not taken: the provider offers it again. */
+    (*a->log_failed)++;
+    qm_call_fail(call, QM_STATUS_UNAVAILABLE, "auditor: cannot append to the audit log");
+    return;
+  }
   if (rc < 0) {
     (*a->refused_full)++;
-    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "auditor: %s",
-                 rc == -ENOSPC ? "too many pending requests" : "cannot record the vote");
+    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "auditor: too many pending requests");
     return;
   }
   if (rc == QM_VOTE_ACCEPTED) (*a->accepted)++;
@@ -108,9 +113,23 @@ static void on_lookup(void *ctx, struct qm_call *call, const uint8_t *req, size_
   qmesh__v1__lookup_request__free_unpacked(in, NULL);
 }
 
+static void on_drift(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
+  struct auditor *a = ctx;
+  Qmesh__V1__DriftTraceRequest *in = qmesh__v1__drift_trace_request__unpack(NULL, len, req);
+  if (!in) {
+    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "malformed DriftTraceRequest");
+    return;
+  }
+  qmesh__v1__drift_trace_request__free_unpacked(in, NULL);
+  size_t n = 0;
+  uint8_t *buf = qm_auditor_state_drift(a->state, &n);
+  reply_packed(call, buf, n);
+}
+
 static void on_tick(void *arg) {
   struct auditor *a = arg;
   qm_auditor_state_expire(a->state);
+  qm_auditor_state_sync(a->state);
 }
 
 static void teardown(void *state) {
@@ -145,7 +164,11 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   a->role = r;
   a->topo = qm_role_topology(r);
   int rc = load_keys(a, err);
-  if (!rc) rc = qm_auditor_state_new(a->topo, qm_role_options(r)->audit_log, &a->state, err);
+  enum qm_fsync_policy fsync = QM_FSYNC_BATCH;
+  const char *policy = qm_role_options(r)->audit_fsync;
+  if (!rc && policy && qm_fsync_policy_parse(policy, &fsync))
+    rc = qm_err_set(err, -EINVAL, "--audit-fsync '%s': expected never, batch or always", policy);
+  if (!rc) rc = qm_auditor_state_new(a->topo, a->keys, qm_role_options(r)->audit_log, fsync, &a->state, err);
   if (!rc) rc = qm_loop_add_tick(qm_role_loop(r), QM_AUDITOR_TICK_MS, on_tick, a);
   a->accepted = qm_role_counter(r, "votes_accepted");
   a->duplicate = qm_role_counter(r, "votes_duplicate");
@@ -155,14 +178,19 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   a->rejected_bad_signature = qm_role_counter(r, "rejected_bad_signature");
   a->rejected_signer_mismatch = qm_role_counter(r, "rejected_signer_mismatch");
   a->refused_full = qm_role_counter(r, "refused_full");
+  a->log_failed = qm_role_counter(r, "audit_log_failed");
+  a->replayed = qm_role_counter(r, "audit_log_replayed");
+  if (!rc) *a->replayed = qm_auditor_state_replayed(a->state);
   if (!rc) qm_auditor_state_counters(a->state, a->rejected_malformed, a->rejected_unknown_signer,
                                      a->rejected_bad_signature, a->rejected_signer_mismatch, a->refused_full);
   struct qm_server *srv = qm_role_server(r);
   struct qm_method_spec report = {.path = "/qmesh.v1.Auditor/Report", .unary = on_report, .ctx = a};
   struct qm_method_spec summary = {.path = "/qmesh.v1.Auditor/Summary", .unary = on_summary, .ctx = a};
   struct qm_method_spec lookup = {.path = "/qmesh.v1.Auditor/Lookup", .unary = on_lookup, .ctx = a};
+  struct qm_method_spec drift = {.path = "/qmesh.v1.Auditor/DriftTrace", .unary = on_drift, .ctx = a};
   if (!rc && (qm_server_add_method(srv, &report) || qm_server_add_method(srv, &summary) ||
-              qm_server_add_method(srv, &lookup) || qm_role_add_stats_method(r, "/qmesh.v1.Auditor/Stats")))
+              qm_server_add_method(srv, &lookup) || qm_server_add_method(srv, &drift) ||
+              qm_role_add_stats_method(r, "/qmesh.v1.Auditor/Stats")))
     rc = qm_err_set(err, -EINVAL, "cannot register the Auditor service");
   if (rc) {
     teardown(a);

@@ -1,36 +1,69 @@
-/* auditor_state.c: the quorum tables and what the auditor reports of them. */
+/* auditor_state.c: the quorum tables, the audit log, the drift detector, and what the
+ * auditor reports of them. */
 #include "auditor_state.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "drift.h"
 #include "hash.h"
 #include "qmesh/v1/qmesh.pb-c.h"
+#include "reorder.h"
 #include "rpc.h"
 
 #define QM_PENDING_MAX (1u << 16)
 #define QM_RETAIN_MAX (1u << 16)
+#define QM_REORDER_WINDOW 4096
 
 struct qm_auditor_state {
   const struct qm_topology *topo;
+  struct qm_key *const *keys;
   const char **domains;
   struct qm_quorum *quorum;
+  struct qm_audit_log *log;
+  uint64_t replayed;
+  struct qm_drift *drift;
+  struct qm_reorder *reorder;
   const uint64_t *malformed, *unknown_signer, *bad_signature, *signer_mismatch, *refused_full;
 };
 
-int qm_auditor_state_new(const struct qm_topology *topo, const char *audit_log,
-                         struct qm_auditor_state **out, struct qm_err *err) {
-  (void)audit_log;
+static void to_drift(void *arg, uint64_t sequence, size_t domain, const int8_t *votes, int success) {
+  struct qm_auditor_state *s = arg;
+  qm_drift_observe(s->drift, sequence, domain, votes, success);
+}
+
+static void on_decision(void *arg, const struct qm_decision *d) {
+  struct qm_auditor_state *s = arg;
+  qm_reorder_push(s->reorder, d->sequence, d->domain, d->votes, d->success);
+}
+
+/* replay_record: a record of our own log goes through the same gate as a live Report. */
+static int replay_record(void *arg, const uint8_t *rec, size_t len, uint64_t index, char *why, size_t cap) {
+  (void)index;
+  struct qm_auditor_state *s = arg;
+  struct qm_vote v;
+  if (qm_report_check(rec, len, s->topo, s->keys, &v, why, cap) != QM_REPORT_OK) return -1;
+  int rc = qm_quorum_vote(s->quorum, v.repr, v.sequence, v.domain, v.provider, v.initiated, v.decided_ns,
+                          qm_mono_ns());
+  if (rc < 0) {
+    snprintf(why, cap, "cannot replay: too many pending requests");
+    return -1;
+  }
+  s->replayed++;
+  return 0;
+}
+
+int qm_auditor_state_new(const struct qm_topology *topo, struct qm_key *const *keys, const char *audit_log,
+                         enum qm_fsync_policy fsync, struct qm_auditor_state **out, struct qm_err *err) {
   struct qm_auditor_state *s = calloc(1, sizeof *s);
   if (!s) return qm_err_set(err, -ENOMEM, "out of memory");
   s->topo = topo;
+  s->keys = keys;
   s->domains = calloc(topo->ndomains + 1, sizeof *s->domains);
-  if (!s->domains) {
-    free(s);
-    return qm_err_set(err, -ENOMEM, "out of memory");
-  }
-  for (size_t i = 0; i < topo->ndomains; i++) s->domains[i] = topo->domains[i].name;
+  int rc = s->domains ? 0 : qm_err_set(err, -ENOMEM, "out of memory");
+  for (size_t i = 0; !rc && i < topo->ndomains; i++) s->domains[i] = topo->domains[i].name;
   struct qm_quorum_params p = {
       .nproviders = topo->nproviders,
       .k = topo->quorum_threshold,
@@ -40,12 +73,23 @@ int qm_auditor_state_new(const struct qm_topology *topo, const char *audit_log,
       .pending_max = QM_PENDING_MAX,
       .retain_max = QM_RETAIN_MAX,
   };
-  int rc = qm_quorum_new(&p, &s->quorum);
+  struct qm_drift_params dp;
+  qm_drift_params_default(&dp);
+  if (!rc && qm_quorum_new(&p, &s->quorum))
+    rc = qm_err_set(err, -ENOMEM, "cannot create the quorum tables (%zu providers, k=%u)", topo->nproviders,
+                    topo->quorum_threshold);
+  if (!rc && qm_drift_new(topo->nproviders, topo->ndomains, &dp, &s->drift))
+    rc = qm_err_set(err, -ENOMEM, "cannot create the drift detector");
+  if (!rc && qm_reorder_new(topo->nproviders, QM_REORDER_WINDOW, to_drift, s, &s->reorder))
+    rc = qm_err_set(err, -ENOMEM, "cannot create the reorder buffer");
+  if (!rc) qm_quorum_on_decision(s->quorum, on_decision, s);
+  if (!rc && audit_log) {
+    struct qm_audit_scan scan;
+    rc = qm_audit_log_open(audit_log, fsync, replay_record, s, &s->log, &scan, err);
+  }
   if (rc) {
-    free(s->domains);
-    free(s);
-    return qm_err_set(err, rc, "cannot create the quorum tables (%d providers, k=%u)", (int)topo->nproviders,
-                      topo->quorum_threshold);
+    qm_auditor_state_free(s);
+    return rc;
   }
   *out = s;
   return 0;
@@ -53,10 +97,16 @@ int qm_auditor_state_new(const struct qm_topology *topo, const char *audit_log,
 
 void qm_auditor_state_free(struct qm_auditor_state *s) {
   if (!s) return;
+  qm_audit_log_close(s->log);
+  qm_reorder_free(s->reorder);
+  qm_drift_free(s->drift);
   qm_quorum_free(s->quorum);
   free(s->domains);
   free(s);
 }
+
+void qm_auditor_state_sync(struct qm_auditor_state *s) { qm_audit_log_sync(s->log); }
+uint64_t qm_auditor_state_replayed(const struct qm_auditor_state *s) { return s->replayed; }
 
 void qm_auditor_state_counters(struct qm_auditor_state *s, const uint64_t *malformed,
                                const uint64_t *unknown_signer, const uint64_t *bad_signature,
@@ -70,8 +120,13 @@ void qm_auditor_state_counters(struct qm_auditor_state *s, const uint64_t *malfo
 
 int qm_auditor_state_vote(struct qm_auditor_state *s, const uint8_t *raw, size_t raw_len,
                           const struct qm_vote *v) {
-  (void)raw;
-  (void)raw_len;
+  struct qm_request_view view;
+  if (s->log) {
+    /* Log first, then count: an accepted vote is in the log before the provider hears so. */
+    int known = qm_quorum_lookup(s->quorum, v->repr, &view) == 0;
+    int fresh = !known || (view.state == QM_REQ_PENDING && view.votes[v->provider] < 0);
+    if (fresh && qm_audit_log_append(s->log, raw, raw_len)) return -EIO;
+  }
   return qm_quorum_vote(s->quorum, v->repr, v->sequence, v->domain, v->provider, v->initiated, v->decided_ns,
                         qm_mono_ns());
 }
@@ -84,11 +139,17 @@ static double rate_of(const struct qm_quorum_provider_stats *p) {
 
 static uint64_t value_of(const uint64_t *counter) { return counter ? *counter : 0; }
 
+/* settle_drift: once nothing is pending the run is over: hand the detector what waits. */
+static void settle_drift(struct qm_auditor_state *s, const struct qm_quorum_stats *st) {
+  if (st->pending == 0) qm_reorder_flush(s->reorder);
+}
+
 uint8_t *qm_auditor_state_summary(struct qm_auditor_state *s, size_t *len) {
   const struct qm_topology *t = s->topo;
   size_t np = t->nproviders, nd = t->ndomains;
   struct qm_quorum_stats st;
   qm_quorum_stats(s->quorum, &st);
+  settle_drift(s, &st);
   Qmesh__V1__Summary out = QMESH__V1__SUMMARY__INIT;
   Qmesh__V1__ProviderSummary *ps = calloc(np, sizeof *ps);
   Qmesh__V1__ProviderSummary **pp = calloc(np, sizeof *pp);
@@ -111,6 +172,8 @@ uint8_t *qm_auditor_state_summary(struct qm_auditor_state *s, size_t *len) {
   for (size_t k = 0; k < np; k++) {
     size_t i = order[k];
     const struct qm_quorum_provider_stats *q = qm_quorum_provider(s->quorum, i);
+    struct qm_drift_report rep;
+    qm_drift_report(s->drift, i, &rep);
     qmesh__v1__provider_summary__init(&ps[k]);
     ps[k].id = (char *)t->providers[i].ep.id;
     ps[k].votes = q->votes;
@@ -119,6 +182,12 @@ uint8_t *qm_auditor_state_summary(struct qm_auditor_state *s, size_t *len) {
     ps[k].initiations = q->initiations;
     ps[k].n_initiations_by_domain = nd + 1;
     ps[k].initiations_by_domain = &dp[k * (nd + 1)];
+    ps[k].drift_suspected = rep.suspected;
+    ps[k].drift_change_at = rep.change_at;
+    ps[k].drift_alarm_at = rep.alarm_at;
+    ps[k].drift_statistic = rep.statistic;
+    ps[k].drift_threshold = rep.threshold;
+    ps[k].drift_peak = rep.peak;
     for (size_t d = 0; d <= nd; d++) {
       Qmesh__V1__DomainCount *c = &dc[k * (nd + 1) + d];
       qmesh__v1__domain_count__init(c);
@@ -161,6 +230,8 @@ uint8_t *qm_auditor_state_summary(struct qm_auditor_state *s, size_t *len) {
   out.n_rejected_by_reason = 5;
   out.rejected_by_reason = rcp;
   out.unknown_domain_votes = st.unknown_domain;
+  out.audit_log_records = s->log ? qm_audit_log_records(s->log) : 0;
+  out.drift_skipped = qm_reorder_skipped(s->reorder);
   *len = qmesh__v1__summary__get_packed_size(&out);
   buf = malloc(*len ? *len : 1);
   if (buf) qmesh__v1__summary__pack(&out, buf);
@@ -173,6 +244,46 @@ out:
   return buf;
 }
 
+uint8_t *qm_auditor_state_drift(struct qm_auditor_state *s, size_t *len) {
+  const struct qm_topology *t = s->topo;
+  size_t np = t->nproviders;
+  struct qm_quorum_stats st;
+  qm_quorum_stats(s->quorum, &st);
+  settle_drift(s, &st);
+  Qmesh__V1__ProviderTrace *tr = calloc(np, sizeof *tr);
+  Qmesh__V1__ProviderTrace **tp = calloc(np, sizeof *tp);
+  uint8_t *buf = NULL;
+  if (!tr || !tp) goto out;
+  for (size_t i = 0; i < np; i++) {
+    struct qm_drift_report rep;
+    const uint64_t *seqs;
+    const double *vals;
+    qmesh__v1__provider_trace__init(&tr[i]);
+    qm_drift_report(s->drift, i, &rep);
+    size_t n = qm_drift_trace(s->drift, i, &seqs, &vals);
+    tr[i].id = (char *)t->providers[i].ep.id;
+    tr[i].n_sequence = n;
+    tr[i].sequence = (uint64_t *)seqs;
+    tr[i].n_statistic = n;
+    tr[i].statistic = (double *)vals;
+    tr[i].suspected = rep.suspected;
+    tr[i].change_at = rep.change_at;
+    tr[i].alarm_at = rep.alarm_at;
+    tr[i].threshold = rep.threshold;
+    tr[i].peak = rep.peak;
+    tp[i] = &tr[i];
+  }
+  Qmesh__V1__DriftTrace out = QMESH__V1__DRIFT_TRACE__INIT;
+  out.n_providers = np;
+  out.providers = tp;
+  *len = qmesh__v1__drift_trace__get_packed_size(&out);
+  buf = malloc(*len ? *len : 1);
+  if (buf) qmesh__v1__drift_trace__pack(&out, buf);
+out:
+  free(tr);
+  free(tp);
+  return buf;
+}
 int qm_auditor_state_lookup(struct qm_auditor_state *s, const uint8_t repr[32], uint8_t **out, size_t *len) {
   struct qm_request_view v;
   if (qm_quorum_lookup(s->quorum, repr, &v)) return -ENOENT;

@@ -8,21 +8,32 @@
 
 #include "err.h"
 #include "quorum.h"
+#include "audit_log.h"
 #include "report_check.h"
 #include "topology.h"
 
 struct qm_auditor_state;
 
-/* qm_auditor_state_new: |topo| is borrowed; |audit_log| may be NULL. */
-int qm_auditor_state_new(const struct qm_topology *topo, const char *audit_log,
-                         struct qm_auditor_state **out, struct qm_err *err);
+/* qm_auditor_state_new: |topo| and |keys| (one public key per provider) are borrowed.
+ * With |audit_log|, the log is verified and replayed (every record through the same checks
+ * as a live Report) before anything else; a record that fails stops the start with its
+ * index named. */
+int qm_auditor_state_new(const struct qm_topology *topo, struct qm_key *const *keys, const char *audit_log,
+                         enum qm_fsync_policy fsync, struct qm_auditor_state **out, struct qm_err *err);
+/* qm_auditor_state_sync: the batch fsync of the log (every tick). */
+void qm_auditor_state_sync(struct qm_auditor_state *s);
+/* qm_auditor_state_replayed: records replayed at start. */
+uint64_t qm_auditor_state_replayed(const struct qm_auditor_state *s);
+/* Packed qmesh.v1.DriftTrace (NULL when out of memory). */
+uint8_t *qm_auditor_state_drift(struct qm_auditor_state *s, size_t *len);
 void qm_auditor_state_free(struct qm_auditor_state *s);
 /* qm_auditor_state_counters: the auditor's rejection counters, shown in the summary. */
 void qm_auditor_state_counters(struct qm_auditor_state *s, const uint64_t *malformed,
                                const uint64_t *unknown_signer, const uint64_t *bad_signature,
                                const uint64_t *signer_mismatch, const uint64_t *refused_full);
-/* qm_auditor_state_vote: a verified vote (|raw| is the SignedOutcome as received, for the
- * log). Returns a qm_vote_result or a negative code. */
+/* qm_auditor_state_vote: a verified vote (|raw| is the SignedOutcome as received; accepted
+ * votes are appended to the log before this returns). Returns a qm_vote_result, -ENOSPC
+ * (pending requests full) or -EIO (the log could not be written: the vote is not taken). */
 int qm_auditor_state_vote(struct qm_auditor_state *s, const uint8_t *raw, size_t raw_len,
                           const struct qm_vote *v);
 void qm_auditor_state_expire(struct qm_auditor_state *s);

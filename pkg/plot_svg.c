@@ -94,17 +94,17 @@ static void vline(FILE *f, const struct frame *fr, double x, const char *color, 
   fprintf(f, " @ %.0f</text>\n", x);
 }
 
-static int write_body(FILE *f, const struct qm_drift *d, const char *const *ids, size_t n,
-                      int64_t true_flip_at, const char *true_provider) {
+static int write_body(FILE *f, const struct qm_plot_series *sr, size_t n, int64_t true_flip_at,
+                      const char *true_provider) {
   struct frame fr = {1.0, 1.0};
   struct qm_drift_report rep;
   double threshold = 0.0, label_y;
 
   for (size_t i = 0; i < n; i++) {
-    const uint64_t *seqs;
-    const double *vals;
-    size_t len = qm_drift_trace(d, i, &seqs, &vals);
-    qm_drift_report(d, i, &rep);
+    const uint64_t *seqs = sr[i].seqs;
+    const double *vals = sr[i].values;
+    size_t len = sr[i].n;
+    rep = sr[i].report;
     threshold = rep.threshold;
     for (size_t k = 0; k < len; k++) {
       if ((double)seqs[k] > fr.xmax)
@@ -140,9 +140,9 @@ static int write_body(FILE *f, const struct qm_drift *d, const char *const *ids,
 
   /* curves */
   for (size_t i = 0; i < n; i++) {
-    const uint64_t *seqs;
-    const double *vals;
-    size_t len = qm_drift_trace(d, i, &seqs, &vals);
+    const uint64_t *seqs = sr[i].seqs;
+    const double *vals = sr[i].values;
+    size_t len = sr[i].n;
     fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.4\" points=\"",
             palette[i % NPALETTE]);
     for (size_t k = 0; k < len; k++)
@@ -157,11 +157,11 @@ static int write_body(FILE *f, const struct qm_drift *d, const char *const *ids,
     label_y += 14;
   }
   for (size_t i = 0; i < n; i++) {
-    qm_drift_report(d, i, &rep);
+    rep = sr[i].report;
     if (!rep.suspected)
       continue;
     vline(f, &fr, (double)rep.change_at, palette[i % NPALETTE], "2 3", label_y, "estimated",
-          ids[i]);
+          sr[i].id);
     label_y += 14;
     fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\" stroke=\"#000\"/>\n",
             px(&fr, (double)rep.alarm_at), py(&fr, threshold), palette[i % NPALETTE]);
@@ -171,11 +171,11 @@ static int write_body(FILE *f, const struct qm_drift *d, const char *const *ids,
   fprintf(f, "<g font-size=\"12\">\n");
   for (size_t i = 0; i < n; i++) {
     double y = TOP + 10 + 36.0 * (double)i, x = W - RIGHT + 20;
-    qm_drift_report(d, i, &rep);
+    rep = sr[i].report;
     fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
                "stroke-width=\"3\"/>\n<text x=\"%.1f\" y=\"%.1f\">",
             x, y, x + 22, y, palette[i % NPALETTE], x + 28, y + 4);
-    put_escaped(f, ids[i]);
+    put_escaped(f, sr[i].id);
     fprintf(f, "</text>\n<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#555\">", x + 28,
             y + 18);
     if (rep.suspected)
@@ -202,29 +202,26 @@ static int write_body(FILE *f, const struct qm_drift *d, const char *const *ids,
   return ferror(f) ? -EIO : 0;
 }
 
-int qm_plot_svg_write(const char *path, const struct qm_drift *d,
-                      const char *const *provider_ids, size_t nproviders,
-                      int64_t true_flip_at, const char *true_provider, struct qm_err *err) {
+int qm_plot_svg_write_series(const char *path, const struct qm_plot_series *series, size_t n,
+                             int64_t true_flip_at, const char *true_provider, struct qm_err *err) {
   char tmp[4096];
   FILE *f;
-  int rc, n;
+  int rc, len;
 
-  if (!path || !*path || !d || (nproviders && !provider_ids) ||
-      nproviders > qm_drift_nproviders(d))
-    return qm_err_set(err, -EINVAL, "plot: bad arguments (path '%s', %zu providers)",
-                      path ? path : "(null)", nproviders);
-  for (size_t i = 0; i < nproviders; i++)
-    if (!provider_ids[i])
-      return qm_err_set(err, -EINVAL, "plot: provider %zu has no id", i);
-  n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  if (n < 0 || (size_t)n >= sizeof tmp)
+  if (!path || !*path || (n && !series))
+    return qm_err_set(err, -EINVAL, "plot: bad arguments (path '%s', %zu providers)", path ? path : "(null)", n);
+  for (size_t i = 0; i < n; i++)
+    if (!series[i].id || (series[i].n && (!series[i].seqs || !series[i].values)))
+      return qm_err_set(err, -EINVAL, "plot: provider %zu has no id or no points", i);
+  len = snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  if (len < 0 || (size_t)len >= sizeof tmp)
     return qm_err_set(err, -ENAMETOOLONG, "plot: path too long: '%s'", path);
   f = fopen(tmp, "w");
   if (!f) {
     rc = -errno;
     return qm_err_set(err, rc, "plot: %s: %s", tmp, strerror(-rc));
   }
-  rc = write_body(f, d, provider_ids, nproviders, true_flip_at, true_provider);
+  rc = write_body(f, series, n, true_flip_at, true_provider);
   if (fclose(f) != 0 && rc == 0)
     rc = -errno;
   if (rc) {
@@ -238,4 +235,19 @@ int qm_plot_svg_write(const char *path, const struct qm_drift *d,
   }
   qm_err_clear(err);
   return 0;
+}
+
+int qm_plot_svg_write(const char *path, const struct qm_drift *d,
+                      const char *const *provider_ids, size_t nproviders,
+                      int64_t true_flip_at, const char *true_provider, struct qm_err *err) {
+  if (!d || (nproviders && !provider_ids) || nproviders > qm_drift_nproviders(d) || nproviders > QM_PLOT_SERIES_MAX)
+    return qm_err_set(err, -EINVAL, "plot: bad arguments (path '%s', %zu providers)", path ? path : "(null)",
+                      nproviders);
+  struct qm_plot_series series[QM_PLOT_SERIES_MAX];
+  for (size_t i = 0; i < nproviders; i++) {
+    series[i].id = provider_ids[i];
+    series[i].n = qm_drift_trace(d, i, &series[i].seqs, &series[i].values);
+    qm_drift_report(d, i, &series[i].report);
+  }
+  return qm_plot_svg_write_series(path, series, nproviders, true_flip_at, true_provider, err);
 }

@@ -119,11 +119,13 @@ static void on_tick(void *arg) {
 
 static void usage(FILE *f, const char *prog) {
   fprintf(f,
-          "usage: %s --id ID [--topology FILE] [--keys DIR] [--audit-log FILE] [--drain-ms N]\n"
+          "usage: %s --id ID [--topology FILE] [--keys DIR] [--audit-log FILE [--audit-fsync P]]\n"
+          "       [--drain-ms N]\n"
           "  --id ID          this instance's id in the topology\n"
           "  --topology FILE  the mesh (default: the built-in topology, deploy/topology.yaml)\n"
           "  --keys DIR       where <provider>.key / <provider>.pub live (overrides keys_dir)\n"
-          "  --audit-log FILE the auditor's append-only log\n"
+          "  --audit-log FILE the auditor's append-only, hash-chained log (replayed at start)\n"
+          "  --audit-fsync P  never | batch (default: every 20 ms) | always (every vote)\n"
           "  --drain-ms N     report NOT_SERVING this long before refusing work (default 200)\n",
           prog);
 }
@@ -134,16 +136,18 @@ static int parse_args(int argc, char **argv, struct qm_role_options *o) {
                                         {"keys", required_argument, NULL, 'k'},
                                         {"audit-log", required_argument, NULL, 'a'},
                                         {"drain-ms", required_argument, NULL, 'd'},
+                                        {"audit-fsync", required_argument, NULL, 'f'},
                                         {"help", no_argument, NULL, 'h'},
                                         {NULL, 0, NULL, 0}};
   o->drain_ms = 200;
   int c;
-  while ((c = getopt_long(argc, argv, "t:i:k:a:d:h", longs, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "t:i:k:a:d:f:h", longs, NULL)) != -1) {
     switch (c) {
       case 't': o->topology_path = optarg; break;
       case 'i': o->id = optarg; break;
       case 'k': o->keys_dir = optarg; break;
       case 'a': o->audit_log = optarg; break;
+      case 'f': o->audit_fsync = optarg; break;
       case 'd': {
         char *end;
         errno = 0;

@@ -34,6 +34,7 @@ struct qm_role_options {
   const char *id;
   const char *keys_dir;      /* --keys: overrides the topology's keys_dir */
   const char *audit_log;     /* --audit-log (auditor) */
+  const char *audit_fsync;   /* --audit-fsync never|batch|always (auditor) */
   unsigned drain_ms;         /* NOT_SERVING this long before the server stops accepting */
 };
 

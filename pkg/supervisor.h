@@ -25,6 +25,7 @@ struct qm_supervisor {
   char topology_path[QM_PATH_MAX];
   char keys_dir[QM_PATH_MAX]; /* "" when the topology names its keys */
   char log_dir[QM_PATH_MAX];  /* "" to inherit stdout/stderr, else <log_dir>/<id>.log */
+  char audit_log[QM_PATH_MAX]; /* "" for none: the auditor's --audit-log */
 };
 
 /* qm_supervisor_start: spawns auditor, providers, hubs and fronts (in that order) from

@@ -140,6 +140,8 @@ int qm_local_mesh_start(struct qm_local_mesh *m, const char *prog, const char *t
   }
   qm_rpc_init();
   m->started = 1;
+  /* The auditor keeps its log beside the keys: replayed if the auditor restarts. */
+  snprintf(m->sup.audit_log, sizeof m->sup.audit_log, "%s/audit.log", m->tmpdir);
   if (qm_supervisor_start(&m->sup, t, bin_dir, m->topology_path, m->keys_dir[0] ? m->keys_dir : NULL,
                           quiet ? m->tmpdir : NULL, QM_READY_TIMEOUT_MS, &err)) {
     fprintf(stderr, "%s: the mesh did not start: %s\n", prog, err.msg);

@@ -11,6 +11,7 @@ int qm_cmd_up(int argc, char **argv);
 int qm_cmd_summary(int argc, char **argv);
 int qm_cmd_validate(int argc, char **argv);
 int qm_cmd_keygen(int argc, char **argv);
+int qm_cmd_audit(int argc, char **argv);
 
 /* A topology run locally: every role its own process, keys and logs in a private tmpdir. */
 struct qm_local_mesh {

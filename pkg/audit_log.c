@@ -1,0 +1,172 @@
+/* audit_log.c: the hash-chained append-only file: scan, replay, append. */
+#include "audit_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hash.h"
+
+#define MAGIC "QMA1"
+#define HEAD 8 /* magic + length */
+
+struct qm_audit_log {
+  int fd;
+  enum qm_fsync_policy policy;
+  uint8_t last_hash[32];
+  uint64_t records;
+  int dirty;
+};
+
+int qm_fsync_policy_parse(const char *s, enum qm_fsync_policy *out) {
+  if (strcmp(s, "never") == 0) *out = QM_FSYNC_NEVER;
+  else if (strcmp(s, "batch") == 0) *out = QM_FSYNC_BATCH;
+  else if (strcmp(s, "always") == 0) *out = QM_FSYNC_ALWAYS;
+  else return -EINVAL;
+  return 0;
+}
+
+static void chain(const uint8_t prev[32], const uint8_t head[HEAD], const uint8_t *rec, size_t len,
+                  uint8_t out[32]) {
+  /* SHA-256(prev || length || bytes), computed over one contiguous buffer. */
+  uint8_t *buf = malloc(32 + 4 + len);
+  if (!buf) {
+    memset(out, 0, 32);
+    return;
+  }
+  memcpy(buf, prev, 32);
+  memcpy(buf + 32, head + 4, 4);
+  memcpy(buf + 36, rec, len);
+  qm_sha256(buf, 36 + len, out);
+  free(buf);
+}
+
+static int read_full(FILE *f, uint8_t *buf, size_t n) { return fread(buf, 1, n, f) == n ? 0 : -1; }
+
+int qm_audit_log_scan(const char *path, qm_audit_record_fn fn, void *arg, struct qm_audit_scan *scan,
+                      struct qm_err *err) {
+  memset(scan, 0, sizeof *scan);
+  FILE *f = fopen(path, "rb");
+  if (!f) return errno == ENOENT ? 0 : qm_err_set(err, -errno, "%s: %m", path);
+  uint8_t *rec = malloc(QM_AUDIT_RECORD_MAX);
+  int rc = rec ? 0 : qm_err_set(err, -ENOMEM, "out of memory");
+  uint64_t offset = 0;
+  while (!rc) {
+    uint8_t head[HEAD], hash[32], want[32];
+    size_t got = fread(head, 1, HEAD, f);
+    if (got == 0 && feof(f)) break;
+    if (got < HEAD) {
+      scan->torn_bytes = got;
+      break;
+    }
+    uint32_t len = (uint32_t)head[4] << 24 | (uint32_t)head[5] << 16 | (uint32_t)head[6] << 8 | head[7];
+    if (memcmp(head, MAGIC, 4) != 0 || len == 0 || len > QM_AUDIT_RECORD_MAX) {
+      rc = qm_err_set(err, -EBADMSG, "%s: record %llu at byte %llu: bad header (magic or length %u)", path,
+                      (unsigned long long)scan->records, (unsigned long long)offset, len);
+      break;
+    }
+    if (read_full(f, rec, len) || read_full(f, hash, 32)) {
+      /* Only the last record can be short: a crash in the middle of its write. */
+      scan->torn_bytes = HEAD + len + 32; /* at most; the file simply ends */
+      break;
+    }
+    chain(scan->last_hash, head, rec, len, want);
+    if (memcmp(want, hash, 32) != 0) {
+      rc = qm_err_set(err, -EBADMSG, "%s: record %llu at byte %llu: hash chain broken (edited, dropped or "
+                      "reordered records)", path, (unsigned long long)scan->records, (unsigned long long)offset);
+      break;
+    }
+    char why[256] = "";
+    if (fn && fn(arg, rec, len, scan->records, why, sizeof why)) {
+      rc = qm_err_set(err, -EBADMSG, "%s: record %llu at byte %llu: %s", path, (unsigned long long)scan->records,
+                      (unsigned long long)offset, why);
+      break;
+    }
+    memcpy(scan->last_hash, hash, 32);
+    scan->records++;
+    offset += HEAD + len + 32;
+    scan->good_bytes = offset;
+  }
+  if (scan->torn_bytes) {
+    /* Measure the real torn size: whatever follows the intact prefix. */
+    if (fseek(f, 0, SEEK_END) == 0) scan->torn_bytes = (uint64_t)ftell(f) - scan->good_bytes;
+  }
+  free(rec);
+  fclose(f);
+  return rc;
+}
+
+int qm_audit_log_open(const char *path, enum qm_fsync_policy policy, qm_audit_record_fn fn, void *arg,
+                      struct qm_audit_log **out, struct qm_audit_scan *scan, struct qm_err *err) {
+  int rc = qm_audit_log_scan(path, fn, arg, scan, err);
+  if (rc) return rc;
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return qm_err_set(err, -errno, "%s: %m", path);
+  if (scan->torn_bytes && ftruncate(fd, (off_t)scan->good_bytes) != 0) {
+    rc = qm_err_set(err, -errno, "%s: cannot cut the torn last record: %m", path);
+    close(fd);
+    return rc;
+  }
+  struct qm_audit_log *log = calloc(1, sizeof *log);
+  if (!log) {
+    close(fd);
+    return qm_err_set(err, -ENOMEM, "out of memory");
+  }
+  log->fd = fd;
+  log->policy = policy;
+  log->records = scan->records;
+  memcpy(log->last_hash, scan->last_hash, 32);
+  *out = log;
+  return 0;
+}
+
+int qm_audit_log_append(struct qm_audit_log *log, const uint8_t *rec, size_t len) {
+  if (len == 0 || len > QM_AUDIT_RECORD_MAX) return -EMSGSIZE;
+  size_t total = HEAD + len + 32;
+  uint8_t *buf = malloc(total);
+  if (!buf) return -ENOMEM;
+  memcpy(buf, MAGIC, 4);
+  buf[4] = (uint8_t)(len >> 24);
+  buf[5] = (uint8_t)(len >> 16);
+  buf[6] = (uint8_t)(len >> 8);
+  buf[7] = (uint8_t)len;
+  memcpy(buf + HEAD, rec, len);
+  uint8_t hash[32];
+  chain(log->last_hash, buf, rec, len, hash);
+  memcpy(buf + HEAD + len, hash, 32);
+  ssize_t n = write(log->fd, buf, total);
+  int rc = 0;
+  if (n != (ssize_t)total) {
+    rc = n < 0 ? -errno : -EIO;
+    /* Keep the file a sequence of whole records: cut what a short write left. */
+    if (n > 0) {
+      off_t end = lseek(log->fd, 0, SEEK_END);
+      if (end >= n && ftruncate(log->fd, end - n) != 0) rc = -EIO;
+    }
+  } else {
+    memcpy(log->last_hash, hash, 32);
+    log->records++;
+    log->dirty = 1;
+    if (log->policy == QM_FSYNC_ALWAYS && fdatasync(log->fd) != 0) rc = -errno;
+  }
+  free(buf);
+  return rc;
+}
+
+int qm_audit_log_sync(struct qm_audit_log *log) {
+  if (!log || log->policy != QM_FSYNC_BATCH || !log->dirty) return 0;
+  log->dirty = 0;
+  return fdatasync(log->fd) != 0 ? -errno : 0;
+}
+
+uint64_t qm_audit_log_records(const struct qm_audit_log *log) { return log->records; }
+
+void qm_audit_log_close(struct qm_audit_log *log) {
+  if (!log) return;
+  if (log->policy != QM_FSYNC_NEVER) fdatasync(log->fd);
+  close(log->fd);
+  free(log);
+}
