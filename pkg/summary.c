@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "qmesh/v1/qmesh.pb-c.h"
+#include "plot_svg.h"
 #include "rpc.h"
 #include "supervisor.h"
 
@@ -83,6 +84,12 @@ int qm_report_collect(struct qm_report *r, const struct qm_topology *t, struct q
     p->disagreements = ps->disagreements;
     p->disagree_rate = ps->disagree_rate;
     p->audited_initiations = ps->initiations;
+    p->drift_suspected = ps->drift_suspected;
+    p->drift_change_at = ps->drift_change_at;
+    p->drift_alarm_at = ps->drift_alarm_at;
+    p->drift_statistic = ps->drift_statistic;
+    p->drift_threshold = ps->drift_threshold;
+    p->drift_peak = ps->drift_peak;
     const struct qm_provider *tp = qm_topology_find_provider(t, ps->id);
     Qmesh__V1__RoleStats *s = tp ? stats_of(&tp->ep, "Provider", err) : NULL;
     if (!s) {
@@ -110,10 +117,39 @@ int qm_report_collect(struct qm_report *r, const struct qm_topology *t, struct q
   r->votes_duplicate = sum->votes_duplicate;
   r->votes_late = sum->votes_late;
   r->unknown_domain = sum->unknown_domain_votes;
+  r->audit_log_records = sum->audit_log_records;
+  r->drift_skipped = sum->drift_skipped;
   r->first_vote_ns = sum->first_vote_unix_nanos;
   r->last_decision_ns = sum->last_decision_unix_nanos;
   qmesh__v1__summary__free_unpacked(sum, NULL);
   return 0;
+}
+
+int qm_report_plot(const struct qm_topology *t, const char *path, int64_t true_at, const char *true_provider,
+                   struct qm_err *err) {
+  struct qm_rpc_result res;
+  if (call(t->auditor.listen, "/qmesh.v1.Auditor/DriftTrace", t->auditor.id, &res, err)) return -EIO;
+  Qmesh__V1__DriftTrace *tr = qmesh__v1__drift_trace__unpack(NULL, res.len, res.resp);
+  free(res.resp);
+  if (!tr) return qm_err_set(err, -EINVAL, "%s: malformed DriftTrace", t->auditor.id);
+  struct qm_plot_series series[QM_PLOT_SERIES_MAX];
+  size_t n = tr->n_providers < QM_PLOT_SERIES_MAX ? tr->n_providers : QM_PLOT_SERIES_MAX;
+  for (size_t i = 0; i < n; i++) {
+    const Qmesh__V1__ProviderTrace *p = tr->providers[i];
+    series[i].id = p->id;
+    series[i].seqs = p->sequence;
+    series[i].values = p->statistic;
+    series[i].n = p->n_sequence < p->n_statistic ? p->n_sequence : p->n_statistic;
+    memset(&series[i].report, 0, sizeof series[i].report);
+    series[i].report.suspected = p->suspected;
+    series[i].report.change_at = p->change_at;
+    series[i].report.alarm_at = p->alarm_at;
+    series[i].report.threshold = p->threshold;
+    series[i].report.peak = p->peak;
+  }
+  int rc = qm_plot_svg_write_series(path, series, n, true_at, true_provider, err);
+  qmesh__v1__drift_trace__free_unpacked(tr, NULL);
+  return rc;
 }
 
 /* The reference's order of providers for the initiation lines is the topology's. */
@@ -174,6 +210,21 @@ void qm_report_text(const struct qm_report *r, struct qm_text *o) {
   qm_text_printf(o, "Votes: accepted=%" PRIu64 ", rejected=%" PRIu64 ", duplicate=%" PRIu64 ", late=%" PRIu64
                     ", unknown domain=%" PRIu64 "\n",
                  r->votes_accepted, r->votes_rejected, r->votes_duplicate, r->votes_late, r->unknown_domain);
+  if (r->nproviders) {
+    qm_text_printf(o, "Drift detection (per-provider CUSUM, inverted votes vs its peers; threshold %.2f):\n",
+                   r->providers[0].drift_threshold);
+    for (size_t i = 0; i < t->nproviders; i++) {
+      const struct qm_report_provider *p = by_id(r, t->providers[i].ep.id);
+      if (!p) continue;
+      if (p->drift_suspected)
+        qm_text_printf(o, "%s: suspected: behaviour changed near request %" PRIu64 " (alarm at %" PRIu64
+                          ", statistic %.2f)\n",
+                       p->id, p->drift_change_at, p->drift_alarm_at, p->drift_statistic);
+      else
+        qm_text_printf(o, "%s: not suspected (statistic %.2f, peak %.2f)\n", p->id, p->drift_statistic,
+                       p->drift_peak);
+    }
+  }
   if (r->req) {
     qm_text_printf(o, "Requester: accepted=%" PRIu64 ", refused=%" PRIu64 ", failed=%" PRIu64 ", failovers=%" PRIu64
                       ", resent=%" PRIu64 ", retried after backpressure=%" PRIu64 "\n",
@@ -216,8 +267,12 @@ void qm_report_json(const struct qm_report *r, struct qm_text *o) {
     }
     qm_text_printf(o,
                    "}, \"audited_initiations\": %" PRIu64 ", \"votes\": %" PRIu64 ", \"disagreements\": %" PRIu64
-                   ", \"disagree_rate\": %.6f, \"evaluated\": %" PRIu64 ", \"byzantine_flips\": %" PRIu64 "}",
-                   p->audited_initiations, p->votes, p->disagreements, p->disagree_rate, p->evaluated, p->flips);
+                   ", \"disagree_rate\": %.6f, \"evaluated\": %" PRIu64 ", \"byzantine_flips\": %" PRIu64
+                   ", \"drift\": {\"suspected\": %s, \"change_at\": %" PRIu64 ", \"alarm_at\": %" PRIu64
+                   ", \"statistic\": %.6f, \"threshold\": %.6f, \"peak\": %.6f}}",
+                   p->audited_initiations, p->votes, p->disagreements, p->disagree_rate, p->evaluated, p->flips,
+                   p->drift_suspected ? "true" : "false", p->drift_change_at, p->drift_alarm_at, p->drift_statistic,
+                   p->drift_threshold, p->drift_peak);
   }
   qm_text_printf(o, "], \"most_inconsistent\": ");
   qm_text_json_string(o, r->most_inconsistent);
@@ -225,9 +280,11 @@ void qm_report_json(const struct qm_report *r, struct qm_text *o) {
                  ", \"quorum_successes\": %" PRIu64 ", \"quorum_failures\": %" PRIu64 ", \"decided\": %" PRIu64
                  ", \"incomplete\": %" PRIu64 ", \"pending\": %" PRIu64 ", \"votes_accepted\": %" PRIu64
                  ", \"votes_rejected\": %" PRIu64 ", \"votes_duplicate\": %" PRIu64 ", \"votes_late\": %" PRIu64
-                 ", \"unknown_domain_votes\": %" PRIu64,
+                 ", \"unknown_domain_votes\": %" PRIu64 ", \"audit_log_records\": %" PRIu64
+                 ", \"drift_skipped\": %" PRIu64,
                  r->successes, r->failures, r->decided, r->incomplete, r->pending, r->votes_accepted,
-                 r->votes_rejected, r->votes_duplicate, r->votes_late, r->unknown_domain);
+                 r->votes_rejected, r->votes_duplicate, r->votes_late, r->unknown_domain, r->audit_log_records,
+                 r->drift_skipped);
   if (r->req)
     qm_text_printf(o,
                    ", \"requester\": {\"sent\": %" PRIu64 ", \"accepted\": %" PRIu64 ", \"refused\": %" PRIu64

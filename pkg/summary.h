@@ -19,6 +19,10 @@ struct qm_report_provider {
   /* the auditor's view */
   uint64_t votes, disagreements, audited_initiations;
   double disagree_rate;
+  /* the auditor's drift detector */
+  int drift_suspected;
+  uint64_t drift_change_at, drift_alarm_at;
+  double drift_statistic, drift_threshold, drift_peak;
 };
 
 struct qm_report {
@@ -34,6 +38,7 @@ struct qm_report {
   char most_inconsistent[QM_ID_MAX];
   uint64_t decided, incomplete, pending, successes, failures;
   uint64_t votes_accepted, votes_rejected, votes_duplicate, votes_late, unknown_domain;
+  uint64_t audit_log_records, drift_skipped;
   int64_t first_vote_ns, last_decision_ns;
   double e2e_seconds, e2e_rate;                /* first submit -> last decision */
 };
@@ -44,6 +49,11 @@ int qm_report_collect(struct qm_report *r, const struct qm_topology *t, struct q
 /* qm_report_auditor_decided: the auditor's decided and pending counts (for waiting). */
 int qm_report_auditor_progress(const struct qm_topology *t, uint64_t *decided, uint64_t *pending,
                                struct qm_err *err);
+
+/* qm_report_plot: asks the auditor for its drift traces and writes them as an SVG chart to
+ * |path|, marking the true flip when known (|true_at| >= 0). */
+int qm_report_plot(const struct qm_topology *t, const char *path, int64_t true_at, const char *true_provider,
+                   struct qm_err *err);
 
 void qm_report_text(const struct qm_report *r, struct qm_text *out);
 void qm_report_json(const struct qm_report *r, struct qm_text *out);

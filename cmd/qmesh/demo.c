@@ -60,22 +60,25 @@ int qm_cmd_demo(int argc, char **argv) {
   static const struct option longs[] = {{"topology", required_argument, NULL, 't'},
                                         {"concurrency", required_argument, NULL, 'c'},
                                         {"json", no_argument, NULL, 'j'},
+                                        {"plot", required_argument, NULL, 'p'},
                                         {"help", no_argument, NULL, 'h'},
                                         {NULL, 0, NULL, 0}};
-  const char *topology = NULL;
+  const char *topology = NULL, *plot = NULL;
   unsigned concurrency = 1;
   int json = 0, c;
-  while ((c = getopt_long(argc, argv, "t:c:jh", longs, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "t:c:jp:h", longs, NULL)) != -1) {
     switch (c) {
       case 't': topology = optarg; break;
       case 'c':
         if (parse_uint("qmesh demo", "--concurrency", optarg, 4096, &concurrency)) return 2;
         break;
       case 'j': json = 1; break;
+      case 'p': plot = optarg; break;
       case 'h':
-        printf("usage: qmesh demo [--topology FILE] [--concurrency N] [--json]\n"
+        printf("usage: qmesh demo [--topology FILE] [--concurrency N] [--json] [--plot FILE.svg]\n"
                "Starts every role of the topology as its own process, sends the requester's stream,\n"
                "waits until the auditor decided every request, prints the summary and stops.\n"
+               "--plot writes each provider's drift statistic over the request index as SVG.\n"
                "Environment overrides: TOTAL_REQUESTS FAILOVER_AT QUORUM_THRESHOLD EXPECTED_CONTEXT\n"
                "RANDOM_SEED BYZANTINE_PROVIDER BYZANTINE_AT WORKER_COUNT POST_QUEUE_MAX <ID>_PORT\n");
         return 0;
@@ -122,6 +125,11 @@ int qm_cmd_demo(int argc, char **argv) {
     fwrite(out.buf, 1, out.len, stdout);
     fflush(stdout);
     qm_text_free(&out);
+    if (plot && qm_report_plot(m.topo, plot, res.byz.provider[0] ? res.byz.at : -1,
+                               res.byz.provider[0] ? res.byz.provider : NULL, &err)) {
+      fprintf(stderr, "qmesh demo: %s\n", err.msg);
+      code = 1;
+    }
     if (res.failed || res.refused || interrupted) code = 1;
   }
   qm_requester_result_free(&res);

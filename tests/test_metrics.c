@@ -1,0 +1,391 @@
+/* test_metrics.c: the Prometheus text rendering (exact text, a strict check of the format,
+ * escaping, sanitized and duplicate names, the size bound), the HTTP addresses, and the HTTP
+ * servers' answers when the role's gRPC server does not answer. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "http.h"
+#include "metrics.h"
+#include "rpc.h"
+
+/* ---- a strict reader of the text format (0.0.4), enough to hold the renderer to it ---- */
+
+static int name_ok(const char *s, size_t n) {
+  if (n == 0) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
+    if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return 0;
+  }
+  return 1;
+}
+
+/* format_errors: the number of violations in |text|: lines that are neither HELP, TYPE nor a
+ * sample; a family declared twice; a sample before its TYPE or outside its family's block;
+ * bad names, label syntax or escapes; a value that is not a number; no final newline. */
+static int format_errors(const char *text) {
+  char families[256][160];
+  size_t nf = 0;
+  char current[160] = "";
+  int errors = 0;
+  size_t len = strlen(text);
+  if (len == 0 || text[len - 1] != '\n') errors++;
+  for (const char *line = text; *line;) {
+    const char *end = strchr(line, '\n');
+    if (!end) end = line + strlen(line);
+    size_t n = (size_t)(end - line);
+    char buf[2048];
+    if (n >= sizeof buf) {
+      errors++;
+      goto next;
+    }
+    memcpy(buf, line, n);
+    buf[n] = '\0';
+    if (strncmp(buf, "# HELP ", 7) == 0 || strncmp(buf, "# TYPE ", 7) == 0) {
+      const char *nm = buf + 7, *sp = strchr(nm, ' ');
+      if (!sp || !name_ok(nm, (size_t)(sp - nm))) {
+        errors++;
+        goto next;
+      }
+      if (buf[2] == 'T') {
+        const char *type = sp + 1;
+        if (strcmp(type, "counter") && strcmp(type, "gauge") && strcmp(type, "histogram") &&
+            strcmp(type, "summary") && strcmp(type, "untyped"))
+          errors++;
+        snprintf(current, sizeof current, "%.*s", (int)(sp - nm), nm);
+        for (size_t i = 0; i < nf; i++)
+          if (strcmp(families[i], current) == 0) errors++;
+        if (nf < 256) snprintf(families[nf++], sizeof families[0], "%s", current);
+      } else {
+        for (const char *p = sp + 1; *p; p++)
+          if (*p == '\\' && p[1] != '\\' && p[1] != 'n') errors++;
+          else if (*p == '\\') p++;
+      }
+      goto next;
+    }
+    if (buf[0] == '#' || buf[0] == '\0') {
+      errors++;
+      goto next;
+    }
+    {
+      const char *p = buf;
+      while (*p && *p != '{' && *p != ' ') p++;
+      if (!name_ok(buf, (size_t)(p - buf)) || strlen(current) != (size_t)(p - buf) ||
+          strncmp(buf, current, (size_t)(p - buf)) != 0) {
+        errors++;
+        goto next;
+      }
+      if (*p == '{') {
+        p++;
+        while (*p != '}') {
+          const char *k = p;
+          while (*p && *p != '=') p++;
+          if (!name_ok(k, (size_t)(p - k)) || p[0] != '=' || p[1] != '"') {
+            errors++;
+            goto next;
+          }
+          p += 2;
+          while (*p && *p != '"') {
+            if (*p == '\\') {
+              if (p[1] != '\\' && p[1] != '"' && p[1] != 'n') errors++;
+              p++;
+            }
+            if (*p) p++;
+          }
+          if (*p != '"') {
+            errors++;
+            goto next;
+          }
+          p++;
+          if (*p == ',') p++;
+          else if (*p != '}') {
+            errors++;
+            goto next;
+          }
+        }
+        p++;
+      }
+      if (*p != ' ') {
+        errors++;
+        goto next;
+      }
+      char *vend;
+      strtod(p + 1, &vend);
+      if (vend == p + 1 || *vend) errors++;
+    }
+  next:
+    line = *end ? end + 1 : end;
+  }
+  return errors;
+}
+
+static int count_lines_starting(const char *text, const char *prefix) {
+  int n = 0;
+  size_t k = strlen(prefix);
+  for (const char *line = text; *line;) {
+    if (strncmp(line, prefix, k) == 0) n++;
+    const char *end = strchr(line, '\n');
+    line = end ? end + 1 : line + strlen(line);
+  }
+  return n;
+}
+
+/* ---- rendering ---- */
+
+static void test_front_exact(void) {
+  struct qm_metrics_counter c[] = {{"submit_accepted", 100}, {"rpc_calls", 101}};
+  struct qm_metrics_role r = {.role = "front", .id = "NUVL_A", .region = "a", .uptime_ms = 1234,
+                              .counters = c, .ncounters = 2};
+  struct qm_metrics_counter codes[] = {{"204", 7}, {"400", 1}};
+  struct qm_metrics_http h = {.ingress_responses = codes, .ningress = 2, .scrape_failures = 3};
+  struct qm_text t;
+  qm_text_init(&t, QM_METRICS_TEXT_MAX);
+  CHECK(qm_metrics_render(&t, &r, NULL, &h) == 0);
+  const char *want =
+      "# HELP qmesh_info Always 1; the labels name the role instance.\n"
+      "# TYPE qmesh_info gauge\n"
+      "qmesh_info{role=\"front\",id=\"NUVL_A\",region=\"a\"} 1\n"
+      "# HELP qmesh_uptime_seconds Seconds since the role's server started.\n"
+      "# TYPE qmesh_uptime_seconds gauge\n"
+      "qmesh_uptime_seconds{role=\"front\",id=\"NUVL_A\"} 1.234\n"
+      "# HELP qmesh_submit_accepted_total Requests the front accepted and passed towards its hub.\n"
+      "# TYPE qmesh_submit_accepted_total counter\n"
+      "qmesh_submit_accepted_total{role=\"front\",id=\"NUVL_A\"} 100\n"
+      "# HELP qmesh_rpc_calls_total gRPC calls accepted on registered methods.\n"
+      "# TYPE qmesh_rpc_calls_total counter\n"
+      "qmesh_rpc_calls_total{role=\"front\",id=\"NUVL_A\"} 101\n"
+      "# HELP qmesh_http_ingress_responses_total Responses of the front's plain-HTTP ingress, by status code.\n"
+      "# TYPE qmesh_http_ingress_responses_total counter\n"
+      "qmesh_http_ingress_responses_total{role=\"front\",id=\"NUVL_A\",code=\"204\"} 7\n"
+      "qmesh_http_ingress_responses_total{role=\"front\",id=\"NUVL_A\",code=\"400\"} 1\n"
+      "# HELP qmesh_http_scrape_failures_total Scrapes of /metrics answered 503 because the role's own gRPC "
+      "server did not answer.\n"
+      "# TYPE qmesh_http_scrape_failures_total counter\n"
+      "qmesh_http_scrape_failures_total{role=\"front\",id=\"NUVL_A\"} 3\n"
+      "# HELP qmesh_metrics_skipped Metric families left out of this page (duplicate or invalid name).\n"
+      "# TYPE qmesh_metrics_skipped gauge\n"
+      "qmesh_metrics_skipped{role=\"front\",id=\"NUVL_A\"} 0\n";
+  CHECK(t.buf && strcmp(t.buf, want) == 0);
+  if (t.buf && strcmp(t.buf, want) != 0) fprintf(stderr, "got:\n%s", t.buf);
+  CHECK_EQ_U(format_errors(t.buf), 0);
+  qm_text_free(&t);
+}
+
+static void test_auditor(void) {
+  /* The auditor's Stats carry votes_accepted/duplicate/late too: the Summary's win. */
+  struct qm_metrics_counter c[] = {{"votes_accepted", 1}, {"votes_duplicate", 2}, {"votes_late", 3},
+                                   {"rejected_bad_signature", 4}, {"rpc_calls", 5}};
+  struct qm_metrics_role r = {.role = "auditor", .id = "AUDITOR", .uptime_ms = 5, .counters = c, .ncounters = 5};
+  struct qm_metrics_provider p[] = {{"PROVIDER_C", 100, 27, 55}, {"PROVIDER_A", 100, 25, 55}};
+  struct qm_metrics_auditor a = {.decided = 100, .quorum_successes = 56, .quorum_failures = 44, .pending = 2,
+                                 .votes_accepted = 300, .votes_duplicate = 9, .votes_late = 8, .votes_rejected = 4,
+                                 .quorum_threshold = 2, .providers = 3, .by_provider = p, .nproviders = 2};
+  struct qm_text t;
+  qm_text_init(&t, QM_METRICS_TEXT_MAX);
+  CHECK(qm_metrics_render(&t, &r, &a, NULL) == 0);
+  CHECK_EQ_U(format_errors(t.buf), 0);
+  CHECK(strstr(t.buf, "\nqmesh_quorum_successes_total{role=\"auditor\",id=\"AUDITOR\"} 56\n") != NULL);
+  CHECK(strstr(t.buf, "\nqmesh_quorum_failures_total{role=\"auditor\",id=\"AUDITOR\"} 44\n") != NULL);
+  CHECK(strstr(t.buf, "\nqmesh_decided_total{role=\"auditor\",id=\"AUDITOR\"} 100\n") != NULL);
+  CHECK(strstr(t.buf, "# TYPE qmesh_pending gauge\nqmesh_pending{role=\"auditor\",id=\"AUDITOR\"} 2\n") != NULL);
+  CHECK(strstr(t.buf, "\nqmesh_votes_accepted_total{role=\"auditor\",id=\"AUDITOR\"} 300\n") != NULL);
+  CHECK(strstr(t.buf, "\nqmesh_votes_accepted_total{role=\"auditor\",id=\"AUDITOR\"} 1\n") == NULL);
+  CHECK(strstr(t.buf, "\nqmesh_votes_late_total{role=\"auditor\",id=\"AUDITOR\"} 8\n") != NULL);
+  CHECK(strstr(t.buf, "\nqmesh_rejected_bad_signature_total{role=\"auditor\",id=\"AUDITOR\"} 4\n") != NULL);
+  CHECK(strstr(t.buf,
+               "\nqmesh_provider_disagreements_total{role=\"auditor\",id=\"AUDITOR\",provider=\"PROVIDER_C\"} 27\n"
+               "qmesh_provider_disagreements_total{role=\"auditor\",id=\"AUDITOR\",provider=\"PROVIDER_A\"} 25\n") !=
+        NULL);
+  CHECK(strstr(t.buf, "qmesh_provider_votes_total{role=\"auditor\",id=\"AUDITOR\",provider=\"PROVIDER_A\"} 100\n"));
+  CHECK_EQ_U(count_lines_starting(t.buf, "# TYPE qmesh_votes_accepted_total "), 1);
+  CHECK(strstr(t.buf, "\nqmesh_metrics_skipped{role=\"auditor\",id=\"AUDITOR\"} 3\n") != NULL);
+  CHECK_EQ_U(count_lines_starting(t.buf, "# HELP "), count_lines_starting(t.buf, "# TYPE "));
+  qm_text_free(&t);
+}
+
+static void test_names_and_escapes(void) {
+  struct qm_metrics_counter c[] = {{"initiated_foo-bar.baz", 3}, {"a-b", 1}, {"a_b", 2}, {"pending", 4}};
+  struct qm_metrics_role r = {.role = "pro\"vider", .id = "ID\\x\ny", .counters = c, .ncounters = 4};
+  struct qm_metrics_auditor a = {.pending = 1};
+  struct qm_text t;
+  qm_text_init(&t, QM_METRICS_TEXT_MAX);
+  CHECK(qm_metrics_render(&t, &r, &a, NULL) == 0);
+  CHECK_EQ_U(format_errors(t.buf), 0);
+  CHECK(strstr(t.buf, "# HELP qmesh_initiated_foo_bar_baz_total Decisions with initiated = true in domain "
+                      "foo-bar.baz.\n") != NULL);
+  CHECK(strstr(t.buf, "qmesh_initiated_foo_bar_baz_total{role=\"pro\\\"vider\",id=\"ID\\\\x\\ny\"} 3\n") != NULL);
+  CHECK(strstr(t.buf, "qmesh_a_b_total{role=\"pro\\\"vider\",id=\"ID\\\\x\\ny\"} 1\n") != NULL);
+  CHECK(strstr(t.buf, "} 2\n") == NULL);                   /* a_b collides with a-b: skipped */
+  CHECK(strstr(t.buf, "qmesh_pending_total") == NULL);     /* the counter would shadow the gauge */
+  CHECK(strstr(t.buf, "qmesh_metrics_skipped{role=\"pro\\\"vider\",id=\"ID\\\\x\\ny\"} 2\n") != NULL);
+  qm_text_free(&t);
+  char out[8];
+  CHECK(qm_metrics_sanitize("a.b-c", out, sizeof out) == 0 && strcmp(out, "a_b_c") == 0);
+  CHECK(qm_metrics_sanitize("12345678", out, sizeof out) == -E2BIG);
+  /* The checker itself rejects what it should. */
+  CHECK(format_errors("# TYPE x counter\nx 1\n# TYPE x counter\nx 2\n") > 0);
+  CHECK(format_errors("x 1\n") > 0);
+  CHECK(format_errors("# TYPE x counter\nx{a=\"b} 1\n") > 0);
+  CHECK(format_errors("# TYPE x counter\nx{a=\"\\q\"} 1\n") > 0);
+  CHECK(format_errors("# TYPE x counter\nx one\n") > 0);
+  CHECK(format_errors("# TYPE x counter\nx 1") > 0);
+  CHECK(format_errors("# TYPE x counter\nx{a=\"b\"} 1\n") == 0);
+}
+
+static void test_bound(void) {
+  struct qm_metrics_counter c[] = {{"submit_accepted", 1}};
+  struct qm_metrics_role r = {.role = "front", .id = "NUVL_A", .counters = c, .ncounters = 1};
+  struct qm_text t;
+  qm_text_init(&t, 200);
+  CHECK(qm_metrics_render(&t, &r, NULL, NULL) == -ENOSPC);
+  qm_text_free(&t);
+  /* More counters than families allowed: the rest are counted, the page stays valid. */
+  static struct qm_metrics_counter many[QM_METRICS_FAMILIES_MAX + 10];
+  static char names[QM_METRICS_FAMILIES_MAX + 10][16];
+  for (size_t i = 0; i < QM_METRICS_FAMILIES_MAX + 10; i++) {
+    snprintf(names[i], sizeof names[i], "c%zu", i);
+    many[i] = (struct qm_metrics_counter){names[i], i};
+  }
+  r.counters = many;
+  r.ncounters = QM_METRICS_FAMILIES_MAX + 10;
+  qm_text_init(&t, QM_METRICS_TEXT_MAX);
+  CHECK(qm_metrics_render(&t, &r, NULL, NULL) == 0);
+  CHECK_EQ_U(format_errors(t.buf), 0);
+  /* 256 families: skipped, info, uptime and 253 counters; 13 counters left out */
+  CHECK(strstr(t.buf, "qmesh_metrics_skipped{role=\"front\",id=\"NUVL_A\"} 13\n") != NULL);
+  qm_text_free(&t);
+}
+
+/* ---- addresses ---- */
+
+static void test_addresses(void) {
+  char out[QM_HTTP_ADDR_MAX];
+  CHECK(qm_http_default_addr("127.0.0.1:8000", 10000, out, sizeof out, NULL) == 0 && !strcmp(out, "127.0.0.1:18000"));
+  CHECK(qm_http_default_addr("0.0.0.0:9001", 20000, out, sizeof out, NULL) == 0 && !strcmp(out, "0.0.0.0:29001"));
+  CHECK(qm_http_default_addr("[::]:8200", 10000, out, sizeof out, NULL) == 0 && !strcmp(out, "[::]:18200"));
+  CHECK(qm_http_default_addr("auditor.svc:8200", 10000, out, sizeof out, NULL) == 0 &&
+        !strcmp(out, "auditor.svc:18200"));
+  struct qm_err err = {0};
+  CHECK(qm_http_default_addr("127.0.0.1:60000", 10000, out, sizeof out, &err) == -ERANGE);
+  CHECK(strstr(err.msg, "127.0.0.1:60000") != NULL);
+  CHECK(qm_http_default_addr("nope", 10000, out, sizeof out, NULL) == -EINVAL);
+  CHECK(qm_http_default_addr("h:", 10000, out, sizeof out, NULL) == -EINVAL);
+  CHECK(qm_http_default_addr("a:b:1", 10000, out, sizeof out, NULL) == -EINVAL);
+  qm_http_dial_target("0.0.0.0:18000", out, sizeof out);
+  CHECK(!strcmp(out, "127.0.0.1:18000"));
+  qm_http_dial_target("[::]:18000", out, sizeof out);
+  CHECK(!strcmp(out, "[::1]:18000"));
+  qm_http_dial_target("10.0.0.1:1", out, sizeof out);
+  CHECK(!strcmp(out, "10.0.0.1:1"));
+  CHECK(qm_http_addr_off(NULL) && qm_http_addr_off("") && qm_http_addr_off("off") && !qm_http_addr_off("h:1"));
+}
+
+/* ---- the servers, with no gRPC server behind them ---- */
+
+/* http: one request on a fresh connection to 127.0.0.1:|port|; the status code, or -1. */
+static int http(unsigned port, const char *request, size_t len, char *resp, size_t cap) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int code = -1;
+  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) goto done;
+  for (size_t off = 0; off < len;) {
+    ssize_t n = send(fd, request + off, len - off, MSG_NOSIGNAL);
+    if (n <= 0) break; /* the server may answer (413) and close before the whole body */
+    off += (size_t)n;
+  }
+  size_t got = 0;
+  for (ssize_t n; got + 1 < cap && (n = recv(fd, resp + got, cap - 1 - got, 0)) > 0;) got += (size_t)n;
+  resp[got] = '\0';
+  if (sscanf(resp, "HTTP/1.%*d %d", &code) != 1) code = -1;
+done:
+  if (fd >= 0) close(fd);
+  return code;
+}
+
+static void test_servers(void) {
+  qm_rpc_init();
+  struct qm_err err = {0};
+  struct qm_http *h = NULL;
+  struct qm_http_options o = {.metrics_addr = "127.0.0.1:0", .ingress_addr = "127.0.0.1:0", .role = "front",
+                              .id = "NUVL_A", .grpc_target = "127.0.0.1:1"};
+  CHECK(qm_http_start(&o, &h, &err) == 0);
+  if (!h) {
+    fprintf(stderr, "qm_http_start: %s\n", err.msg);
+    qm_rpc_shutdown();
+    return;
+  }
+  unsigned mp = qm_http_metrics_port(h), ip = qm_http_ingress_port(h);
+  CHECK(mp > 0 && ip > 0 && mp != ip);
+  char resp[4096];
+  const char *get = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  CHECK_EQ_U(http(mp, get, strlen(get), resp, sizeof resp), 503);
+  CHECK(strstr(resp, "no metrics") != NULL);
+  const char *nope = "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  CHECK_EQ_U(http(mp, nope, strlen(nope), resp, sizeof resp), 404);
+  const char *post_m = "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+  CHECK_EQ_U(http(mp, post_m, strlen(post_m), resp, sizeof resp), 405);
+  const char *get_i = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  CHECK_EQ_U(http(ip, get_i, strlen(get_i), resp, sizeof resp), 405);
+  CHECK(strstr(resp, "Allow: POST") != NULL);
+  const char *post_x = "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi";
+  CHECK_EQ_U(http(ip, post_x, strlen(post_x), resp, sizeof resp), 404);
+  const char *big = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\nConnection: close\r\n\r\n";
+  CHECK_EQ_U(http(ip, big, strlen(big), resp, sizeof resp), 413);
+  /* chunked: the size is known only while reading */
+  size_t cap = 80000;
+  char *chunked = malloc(cap);
+  int n = snprintf(chunked, cap, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+  for (int i = 0; i < 9; i++) {
+    n += snprintf(chunked + n, cap - (size_t)n, "2000\r\n");
+    memset(chunked + n, 'a', 0x2000);
+    n += 0x2000;
+    n += snprintf(chunked + n, cap - (size_t)n, "\r\n");
+  }
+  n += snprintf(chunked + n, cap - (size_t)n, "0\r\n\r\n");
+  CHECK_EQ_U(http(ip, chunked, (size_t)n, resp, sizeof resp), 413);
+  free(chunked);
+  const char *bad = "POST / HTTP/1.1\r\nHost: x\r\nX-Domain: a\x01z\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi";
+  CHECK_EQ_U(http(ip, bad, strlen(bad), resp, sizeof resp), 400);
+  const char *ok = "POST / HTTP/1.1\r\nHost: x\r\nX-Domain: storage\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi";
+  CHECK_EQ_U(http(ip, ok, strlen(ok), resp, sizeof resp), 503); /* no front behind it */
+  CHECK(strstr(resp, "unavailable") != NULL);
+  qm_http_stop(h);
+  /* Refusals: an ingress on a hub, a bad address, a port in use. */
+  h = NULL;
+  o.role = "hub";
+  CHECK(qm_http_start(&o, &h, &err) == -EINVAL && h == NULL);
+  o.role = "front";
+  o.ingress_addr = "off";
+  o.metrics_addr = "127.0.0.1:99999";
+  CHECK(qm_http_start(&o, &h, &err) == -EINVAL && h == NULL && strstr(err.msg, "99999"));
+  o.metrics_addr = "127.0.0.1:0";
+  struct qm_http *first = NULL;
+  CHECK(qm_http_start(&o, &first, &err) == 0);
+  char taken[64];
+  snprintf(taken, sizeof taken, "127.0.0.1:%u", qm_http_metrics_port(first));
+  o.metrics_addr = taken;
+  CHECK(qm_http_start(&o, &h, &err) == -EADDRINUSE && h == NULL && strstr(err.msg, taken));
+  qm_http_stop(first);
+  o.metrics_addr = "off";
+  CHECK(qm_http_start(&o, &h, &err) == 0 && qm_http_metrics_port(h) == 0 && qm_http_ingress_port(h) == 0);
+  qm_http_stop(h);
+  qm_rpc_shutdown();
+}
+
+int main(void) {
+  test_front_exact();
+  test_auditor();
+  test_names_and_escapes();
+  test_bound();
+  test_addresses();
+  test_servers();
+  return qm_checks_done();
+}
