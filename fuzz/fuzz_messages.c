@@ -79,6 +79,17 @@ static void lookup(const Qmesh__V1__LookupRequest *in) {
     }
 }
 
+/* has_field_zero: libprotobuf-c 1.4.1 accepts field number 0 when the tag is a padded varint
+ * ("80 00"), keeps it as an unknown field and packs it as "00", which it then refuses. No
+ * server re-packs a decoded request (the hub relays the bytes it received), so such a
+ * message is exempt from the second round only. None of these messages nests another. */
+static int has_field_zero(const void *m) {
+  const ProtobufCMessage *base = m;
+  for (unsigned i = 0; i < base->n_unknown_fields; i++)
+    if (base->unknown_fields[i].tag == 0) return 1;
+  return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (size_t i = 0; i < sizeof codecs / sizeof codecs[0]; i++) {
     const struct codec *c = &codecs[i];
@@ -87,7 +98,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (i == LOOKUP) lookup(m);
     size_t n1, n2;
     uint8_t *b1 = repack(c, m, &n1);
+    int exempt = has_field_zero(m);
     c->free(m);
+    if (exempt) {
+      free(b1);
+      continue;
+    }
     /* What a server packed once must decode, and pack to the very same bytes. */
     void *again = c->unpack(n1, b1);
     if (!again) die(c, "a packed message does not unpack");

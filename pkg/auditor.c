@@ -19,15 +19,22 @@ struct auditor {
   struct qm_role *role;
   const struct qm_topology *topo;
   struct qm_key **keys; /* public keys, per provider */
+  const char **provider_ids;
   struct qm_auditor_state *state;
   uint64_t *rejected_malformed, *rejected_unknown_signer, *rejected_bad_signature,
-      *rejected_signer_mismatch, *refused_full, *accepted, *duplicate, *late, *log_failed, *replayed;
+      *rejected_signer_mismatch, *refused_full, *refused_unauthorized, *accepted, *duplicate, *late, *log_failed, *replayed;
 };
 
 static void on_report(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
   struct auditor *a = ctx;
   struct qm_vote v;
-  char why[256];
+  char why[256], peer[QM_ID_MAX];
+  if (!qm_role_peer_allowed(call, a->provider_ids, a->topo->nproviders, peer, sizeof peer)) {
+    (*a->refused_unauthorized)++;
+    qm_call_fail(call, QM_STATUS_PERMISSION_DENIED, "the auditor takes votes only from providers, not from '%s'",
+                 peer);
+    return;
+  }
   switch (qm_report_check(req, len, a->topo, a->keys, &v, why, sizeof why)) {
     case QM_REPORT_OK: break;
     case QM_REPORT_MALFORMED:
@@ -46,6 +53,13 @@ static void on_report(void *ctx, struct qm_call *call, const uint8_t *req, size_
       (*a->rejected_signer_mismatch)++;
       qm_call_fail(call, QM_STATUS_PERMISSION_DENIED, "%s", why);
       return;
+  }
+  if (qm_rpc_tls_enabled() && strcmp(peer, a->topo->providers[v.provider].ep.id) != 0) {
+    /* Signed by one provider, sent by another: a provider speaks only for itself. */
+    (*a->refused_unauthorized)++;
+    qm_call_fail(call, QM_STATUS_PERMISSION_DENIED, "'%s' may not report the outcome signed by %s", peer,
+                 a->topo->providers[v.provider].ep.id);
+    return;
   }
   int rc = qm_auditor_state_vote(a->state, req, len, &v);
   if (rc == -EIO) {
@@ -137,6 +151,7 @@ static void teardown(void *state) {
   if (a->keys)
     for (size_t i = 0; i < a->topo->nproviders; i++) qm_key_free(a->keys[i]);
   free(a->keys);
+  free(a->provider_ids);
   qm_auditor_state_free(a->state);
   free(a);
 }
@@ -178,6 +193,10 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   a->rejected_bad_signature = qm_role_counter(r, "rejected_bad_signature");
   a->rejected_signer_mismatch = qm_role_counter(r, "rejected_signer_mismatch");
   a->refused_full = qm_role_counter(r, "refused_full");
+  a->refused_unauthorized = qm_role_counter(r, "refused_unauthorized");
+  a->provider_ids = calloc(a->topo->nproviders, sizeof *a->provider_ids);
+  if (!a->provider_ids && !rc) rc = qm_err_set(err, -ENOMEM, "out of memory");
+  for (size_t i = 0; a->provider_ids && i < a->topo->nproviders; i++) a->provider_ids[i] = a->topo->providers[i].ep.id;
   a->log_failed = qm_role_counter(r, "audit_log_failed");
   a->replayed = qm_role_counter(r, "audit_log_replayed");
   if (!rc) *a->replayed = qm_auditor_state_replayed(a->state);

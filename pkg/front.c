@@ -135,7 +135,7 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   f->role = r;
   f->topo = qm_role_topology(r);
   const struct qm_region *reg = qm_topology_find_region_of(f->topo, qm_role_id(r));
-  int rc = qm_channel_new(qm_role_loop(r), reg->hub.advertise, &f->hub, err);
+  int rc = qm_channel_new(qm_role_loop(r), reg->hub.advertise, reg->hub.id, &f->hub, err);
   if (rc) {
     free(f);
     return rc;

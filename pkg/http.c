@@ -22,6 +22,7 @@
 #include "text.h"
 
 #define QM_HTTP_SCRAPE_TIMEOUT_MS 5000
+#define QM_HTTP_DISCARD_MAX (1u << 20) /* body bytes past the limit read before closing */
 #define QM_HTTP_SUBMIT_TIMEOUT_MS (QM_HOP_TIMEOUT_MS + 5000) /* the front's hop, and some */
 
 /* The ingress' status codes, counted per code. */
@@ -37,12 +38,14 @@ struct qm_http {
   unsigned metrics_port, ingress_port;
   atomic_uint_fast64_t codes[QM_HTTP_NCODES];
   atomic_uint_fast64_t scrape_failures;
+  char warning[2 * QM_ERR_MSG_MAX];
 };
 
 /* One POST body being received (MHD's per-request pointer). */
 struct upload {
   uint8_t *buf;
   size_t len, cap;
+  size_t dropped; /* bytes read past QM_HTTP_BODY_MAX */
   int too_big;
   int answered; /* a response is queued already */
 };
@@ -340,17 +343,26 @@ static enum MHD_Result on_ingress(void *cls, struct MHD_Connection *c, const cha
     if (strcmp(url, "/") != 0) return answer(h, c, u, MHD_HTTP_NOT_FOUND, NULL, "not found: %s (POST /)\n", url);
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t declared;
-    if (cl && qm_parse_u64(cl, &declared) == 0 && declared > QM_HTTP_BODY_MAX)
-      return answer(h, c, u, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "body of %s bytes exceeds 65536\n", cl);
+    if (cl && qm_parse_u64(cl, &declared) == 0 && declared > QM_HTTP_BODY_MAX) {
+      /* A client that waits for "100 Continue" never sends the body: answer now. Others
+       * are sending it already: read and drop it, so they read the 413 and not a reset. */
+      if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT) ||
+          declared > QM_HTTP_BODY_MAX + QM_HTTP_DISCARD_MAX)
+        return answer(h, c, u, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "body of %s bytes exceeds 65536\n", cl);
+      u->too_big = 1;
+    }
     return MHD_YES;
   }
   if (*upload_size) {
     size_t n = *upload_size;
     *upload_size = 0;
-    if (u->answered || u->too_big) return MHD_YES; /* discard */
-    if (u->len + n > QM_HTTP_BODY_MAX) {
+    if (u->answered) return MHD_YES;
+    if (u->too_big || u->len + n > QM_HTTP_BODY_MAX) {
+      /* Read on and drop the rest (so that the client reads the 413 rather than a reset),
+       * up to a bound; past it, close the connection. */
       u->too_big = 1;
-      return answer(h, c, u, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "body exceeds %s bytes\n", "65536");
+      u->dropped += n;
+      return u->dropped > QM_HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
     }
     if (u->len + n > u->cap) {
       size_t cap = u->cap ? u->cap : 1024;
@@ -366,6 +378,8 @@ static enum MHD_Result on_ingress(void *cls, struct MHD_Connection *c, const cha
     return MHD_YES;
   }
   if (u->answered) return MHD_YES;
+  if (u->too_big)
+    return answer(h, c, u, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "body of more than %s bytes\n", "65536");
   return submit(h, c, u);
 }
 
@@ -443,12 +457,23 @@ int qm_http_start(const struct qm_http_options *o, struct qm_http **out, struct 
     }
     if ((rc = qm_sync_channel_new(h->target, &h->ch, err))) goto fail;
   }
-  if (!qm_http_addr_off(o->metrics_addr) &&
-      (rc = start_daemon(h, o->metrics_addr, 0, max_conn, &h->metrics, &h->metrics_port, err)))
-    goto fail;
-  if (!qm_http_addr_off(o->ingress_addr) &&
-      (rc = start_daemon(h, o->ingress_addr, 1, max_conn, &h->ingress, &h->ingress_port, err)))
-    goto fail;
+  for (int ingress = 0; ingress < 2; ingress++) {
+    const char *addr = ingress ? o->ingress_addr : o->metrics_addr;
+    int best_effort = ingress ? o->ingress_best_effort : o->metrics_best_effort;
+    struct qm_err why = {0};
+    if (qm_http_addr_off(addr)) continue;
+    rc = start_daemon(h, addr, ingress, max_conn, ingress ? &h->ingress : &h->metrics,
+                      ingress ? &h->ingress_port : &h->metrics_port, &why);
+    if (rc && !best_effort) {
+      qm_err_set(err, rc, "%s", why.msg);
+      goto fail;
+    }
+    if (rc) {
+      size_t used = strlen(h->warning);
+      snprintf(h->warning + used, sizeof h->warning - used, "%s%s: left off", used ? "; " : "", why.msg);
+    }
+  }
+  rc = 0;
   *out = h;
   return 0;
 fail:
@@ -456,6 +481,7 @@ fail:
   return rc;
 }
 
+const char *qm_http_warning(const struct qm_http *h) { return h ? h->warning : ""; }
 unsigned qm_http_metrics_port(const struct qm_http *h) { return h ? h->metrics_port : 0; }
 unsigned qm_http_ingress_port(const struct qm_http *h) { return h ? h->ingress_port : 0; }
 

@@ -29,6 +29,9 @@ struct qm_http_options {
   const char *id;           /* the instance id, for labels and messages */
   const char *grpc_target;  /* where this role's gRPC server answers, "127.0.0.1:8000" */
   unsigned max_connections; /* per server; 0: QM_HTTP_CONNECTIONS_DEFAULT */
+  /* Best effort (for default addresses nobody asked for): when that server cannot start it
+   * stays off and qm_http_warning says why, instead of qm_http_start failing. */
+  int metrics_best_effort, ingress_best_effort;
 };
 
 /* qm_http_start: binds and starts the servers |o| asks for (every string is copied). Both
@@ -37,6 +40,9 @@ struct qm_http_options {
  * failure nothing is left running and |*out| is untouched. Call after qm_rpc_init and stop
  * before qm_rpc_shutdown. */
 int qm_http_start(const struct qm_http_options *o, struct qm_http **out, struct qm_err *err);
+
+/* qm_http_warning: why a best-effort server is off, or "" (borrowed from |h|). */
+const char *qm_http_warning(const struct qm_http *h);
 
 /* The ports bound (useful with port 0); 0 when that server is off. */
 unsigned qm_http_metrics_port(const struct qm_http *h);

@@ -14,6 +14,8 @@ struct hub {
   size_t nproviders;
   struct qm_channel **providers;
   void **evaluate;
+  const char *front_id; /* the only peer allowed to relay through this hub (mutual TLS) */
+  uint64_t *refused_unauthorized;
   uint64_t *received, *relays, *relay_failed, *refused_full, *refused_invalid, *undelivered;
 };
 
@@ -55,6 +57,13 @@ static void on_provider_reply(void *arg, int status, const char *details, const 
 
 static void on_relay(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
   struct hub *h = ctx;
+  char peer[QM_ID_MAX];
+  if (!qm_role_peer_allowed(call, &h->front_id, 1, peer, sizeof peer)) {
+    (*h->refused_unauthorized)++;
+    qm_call_fail(call, QM_STATUS_PERMISSION_DENIED, "hub %s relays only for front %s, not for '%s'",
+                 qm_role_id(h->role), h->front_id, peer);
+    return;
+  }
   (*h->received)++;
   /* Envelope check only: garbage is refused, the bytes relayed are the bytes received. */
   Qmesh__V1__Artifact *a = qmesh__v1__artifact__unpack(NULL, len, req);
@@ -109,13 +118,15 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   h->evaluate = calloc(t->nproviders, sizeof *h->evaluate);
   int rc = (h->providers && h->evaluate) ? 0 : qm_err_set(err, -ENOMEM, "out of memory");
   for (size_t i = 0; !rc && i < t->nproviders; i++) {
-    rc = qm_channel_new(qm_role_loop(r), t->providers[i].ep.advertise, &h->providers[i], err);
+    rc = qm_channel_new(qm_role_loop(r), t->providers[i].ep.advertise, t->providers[i].ep.id, &h->providers[i], err);
     if (rc) break;
     h->nproviders++;
     qm_channel_set_limits(h->providers[i], t->worker_count, t->post_queue_max);
     h->evaluate[i] = qm_channel_method(h->providers[i], "/qmesh.v1.Provider/Evaluate");
     qm_role_add_upstream(r, t->providers[i].ep.advertise);
   }
+  h->front_id = qm_topology_find_region_of(t, qm_role_id(r))->front.id;
+  h->refused_unauthorized = qm_role_counter(r, "refused_unauthorized");
   h->received = qm_role_counter(r, "artifacts_received");
   h->relays = qm_role_counter(r, "relays");
   h->relay_failed = qm_role_counter(r, "relays_failed");

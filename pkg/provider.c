@@ -23,7 +23,8 @@ struct provider {
   int64_t byzantine_at;
   uint64_t *evaluated, *initiated, *reported, *report_failed, *refused_invalid, *refused_full,
       *unknown_domain, *flipped;
-  uint64_t *report_retries;
+  uint64_t *report_retries, *refused_unauthorized;
+  const char **hub_ids; /* the peers allowed to ask for an evaluation (mutual TLS) */
   struct report *waiting; /* reports backing off until the auditor is back */
   uint64_t **initiated_by_domain; /* per topology domain */
   char **counter_names;
@@ -113,6 +114,13 @@ static size_t domain_index(const struct qm_topology *t, const char *domain) {
 
 static void on_evaluate(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
   struct provider *p = ctx;
+  char peer[QM_ID_MAX];
+  if (!qm_role_peer_allowed(call, p->hub_ids, p->topo->nregions, peer, sizeof peer)) {
+    (*p->refused_unauthorized)++;
+    qm_call_fail(call, QM_STATUS_PERMISSION_DENIED, "provider %s evaluates only for hubs, not for '%s'",
+                 qm_role_id(p->role), peer);
+    return;
+  }
   Qmesh__V1__Artifact *a = qmesh__v1__artifact__unpack(NULL, len, req);
   if (!a) {
     (*p->refused_invalid)++;
@@ -202,6 +210,7 @@ static void teardown(void *state) {
     for (size_t i = 0; i < p->topo->ndomains; i++) free(p->counter_names[i]);
   free(p->counter_names);
   free(p->initiated_by_domain);
+  free(p->hub_ids);
   free(p);
 }
 
@@ -233,7 +242,7 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
     rc = qm_err_set(err, -ENOENT, "%s: provider %s has no score secret (score_secret or score_secret_file)",
                     p->topo->source, p->self->ep.id);
   if (!rc) rc = resolve_byzantine(p, err);
-  if (!rc) rc = qm_channel_new(qm_role_loop(r), p->topo->auditor.advertise, &p->auditor, err);
+  if (!rc) rc = qm_channel_new(qm_role_loop(r), p->topo->auditor.advertise, p->topo->auditor.id, &p->auditor, err);
   if (!rc) rc = qm_loop_add_tick(qm_role_loop(r), 20, on_retry_tick, p);
   if (rc) {
     teardown(p);
@@ -247,6 +256,10 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   p->flipped = qm_role_counter(r, "byzantine_flips");
   p->reported = qm_role_counter(r, "reported");
   p->report_retries = qm_role_counter(r, "report_retries");
+  p->refused_unauthorized = qm_role_counter(r, "refused_unauthorized");
+  p->hub_ids = calloc(p->topo->nregions, sizeof *p->hub_ids);
+  if (!p->hub_ids) rc = qm_err_set(err, -ENOMEM, "out of memory");
+  for (size_t i = 0; !rc && i < p->topo->nregions; i++) p->hub_ids[i] = p->topo->regions[i].hub.id;
   p->report_failed = qm_role_counter(r, "report_failed");
   p->refused_invalid = qm_role_counter(r, "refused_invalid");
   p->refused_full = qm_role_counter(r, "refused_full");

@@ -39,6 +39,41 @@ static int pack_response(Grpc__Reflection__V1__ServerReflectionResponse *resp, u
   return 0;
 }
 
+/* echo_of: the request as understood, for original_request: its known fields only
+ * (borrowed from |in|). libprotobuf-c keeps unknown fields and accepts field number 0 when
+ * its tag is a padded varint ("80 00"), then packs it as "00", which no decoder accepts:
+ * echoing |in| itself made a reply that no client could read. */
+static void echo_of(const Grpc__Reflection__V1__ServerReflectionRequest *in,
+                    Grpc__Reflection__V1__ServerReflectionRequest *echo,
+                    Grpc__Reflection__V1__ExtensionRequest *ext) {
+  grpc__reflection__v1__server_reflection_request__init(echo);
+  echo->host = in->host;
+  echo->message_request_case = in->message_request_case;
+  switch (in->message_request_case) {
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME:
+      echo->file_by_filename = in->file_by_filename;
+      break;
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL:
+      echo->file_containing_symbol = in->file_containing_symbol;
+      break;
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_EXTENSION:
+      grpc__reflection__v1__extension_request__init(ext);
+      ext->containing_type = in->file_containing_extension->containing_type;
+      ext->extension_number = in->file_containing_extension->extension_number;
+      echo->file_containing_extension = ext;
+      break;
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE:
+      echo->all_extension_numbers_of_type = in->all_extension_numbers_of_type;
+      break;
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES:
+      echo->list_services = in->list_services;
+      break;
+    default:
+      echo->message_request_case = GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST__NOT_SET;
+      break;
+  }
+}
+
 int qm_reflection_answer(const uint8_t *req, size_t len, const char *const *services,
                          size_t nservices, uint8_t **out, size_t *out_len) {
   pthread_once(&index_once_flag, load_index);
@@ -52,9 +87,12 @@ int qm_reflection_answer(const uint8_t *req, size_t len, const char *const *serv
   Grpc__Reflection__V1__ServiceResponse svc[QM_REFL_SERVICES_MAX];
   Grpc__Reflection__V1__ServiceResponse *svcp[QM_REFL_SERVICES_MAX];
   ProtobufCBinaryData blobs[QM_REFL_FILES_MAX];
+  Grpc__Reflection__V1__ServerReflectionRequest echo;
+  Grpc__Reflection__V1__ExtensionRequest echo_ext;
   char message[300];
+  echo_of(in, &echo, &echo_ext);
   resp.valid_host = in->host;
-  resp.original_request = in;
+  resp.original_request = &echo;
 
   int file = -1;
   const char *what = NULL;

@@ -172,7 +172,7 @@ int qm_requester_run(const struct qm_requester_opts *o, struct qm_requester_resu
     goto cleanup;
   }
   for (size_t i = 0; i < t->nregions; i++) {
-    rc = qm_channel_new(r.loop, t->regions[i].front.advertise, &r.fronts[i], err);
+    rc = qm_channel_new(r.loop, t->regions[i].front.advertise, t->regions[i].front.id, &r.fronts[i], err);
     if (rc) goto cleanup;
     r.submit[i] = qm_channel_method(r.fronts[i], "/qmesh.v1.Front/Submit");
   }

@@ -112,6 +112,25 @@ int qm_role_add_stats_method(struct qm_role *r, const char *path) {
   return qm_server_add_method(r->server, &spec);
 }
 
+int qm_role_peer_allowed(struct qm_call *call, const char *const *allowed, size_t n, char *peer, size_t cap) {
+  if (!qm_rpc_tls_enabled()) return 1;
+  if (qm_call_peer_identity(call, peer, cap)) {
+    snprintf(peer, cap, "unauthenticated");
+    return 0;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(peer, allowed[i]) == 0) return 1;
+  return 0;
+}
+
+int qm_role_tls_setup(const struct qm_topology *t, const char *id, struct qm_err *err) {
+  if (!t->tls.enabled) return 0;
+  char cert[QM_PATH_MAX + QM_ID_MAX + 8], key[QM_PATH_MAX + QM_ID_MAX + 8];
+  snprintf(cert, sizeof cert, "%s/%s.crt", t->tls.certs_dir, id);
+  snprintf(key, sizeof key, "%s/%s.key", t->tls.certs_dir, id);
+  return qm_rpc_tls_configure(t->tls.ca, cert, key, err);
+}
+
 static void on_tick(void *arg) {
   struct qm_role *r = arg;
   if (atomic_load(&r->draining) && qm_health_serving(r->health)) qm_health_set_serving(r->health, 0);
@@ -231,7 +250,8 @@ int qm_role_main(int argc, char **argv, const struct qm_role_ops *ops) {
   qm_rpc_init();
   struct qm_err err = {0};
   void *state = NULL;
-  int rc = qm_loop_new(&r->loop);
+  int rc = qm_role_tls_setup(r->topo, r->opt.id, &err);
+  if (!rc) rc = qm_loop_new(&r->loop);
   if (!rc) rc = qm_server_new(r->loop, &r->server);
   if (!rc) rc = qm_health_mount(r->server, &r->health);
   if (!rc) rc = qm_reflection_mount(r->server, &r->reflection);

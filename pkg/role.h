@@ -53,6 +53,14 @@ const struct qm_role_options *qm_role_options(const struct qm_role *r);
 uint64_t *qm_role_counter(struct qm_role *r, const char *name);
 /* qm_role_add_upstream: an address this role sends to, shown by Stats. */
 void qm_role_add_upstream(struct qm_role *r, const char *addr);
+/* qm_role_peer_allowed: with mutual TLS, 1 when the caller's certificate identity is one of
+ * |allowed| (|n| ids), else 0 with the identity (or "unauthenticated") in |peer|; always 1
+ * without TLS. */
+int qm_role_peer_allowed(struct qm_call *call, const char *const *allowed, size_t n, char *peer, size_t cap);
+/* qm_role_tls_setup: configures the process' mutual TLS from the topology's tls section for
+ * identity |id| (<certs_dir>/<id>.crt and .key); nothing when the topology has no tls. */
+int qm_role_tls_setup(const struct qm_topology *t, const char *id, struct qm_err *err);
+
 /* qm_role_add_stats_method: registers "/qmesh.v1.<Service>/Stats" answering RoleStats. */
 int qm_role_add_stats_method(struct qm_role *r, const char *path);
 

@@ -143,6 +143,10 @@ const char *qm_call_metadata(const struct qm_call *call, const char *key, size_t
 /* qm_call_peer: the peer address ("ipv4:127.0.0.1:5555"), borrowed. */
 const char *qm_call_peer(struct qm_call *call);
 const char *qm_call_method(const struct qm_call *call);
+/* qm_call_peer_identity: with mutual TLS, the client certificate's identity (its first
+ * subject alternative name, else its common name) copied into |out|; returns 0, or -ENOENT
+ * for a call without an authenticated peer (plaintext). */
+int qm_call_peer_identity(struct qm_call *call, char *out, size_t cap);
 void qm_call_set_user(struct qm_call *call, void *user);
 void *qm_call_user(const struct qm_call *call);
 
@@ -160,9 +164,11 @@ struct qm_rpc_md {
 typedef void (*qm_reply_fn)(void *arg, int status, const char *details, const uint8_t *resp,
                             size_t len);
 
-/* qm_channel_new: a channel to |target| ("host:port") whose calls complete on |loop|. */
-int qm_channel_new(struct qm_loop *loop, const char *target, struct qm_channel **out,
-                   struct qm_err *err);
+/* qm_channel_new: a channel to |target| ("host:port") whose calls complete on |loop|. With
+ * mutual TLS the server must present a certificate for |server_id| (its instance id; NULL:
+ * the target's host name). */
+int qm_channel_new(struct qm_loop *loop, const char *target, const char *server_id,
+                   struct qm_channel **out, struct qm_err *err);
 /* qm_channel_set_limits: at most |max_inflight| calls started at once (0: unbounded); beyond
  * that up to |max_queued| wait in order (0: unbounded); beyond that qm_channel_call refuses
  * with -ENOBUFS. The reference's WORKER_COUNT and POST_QUEUE_MAX per hop. */
@@ -201,5 +207,9 @@ struct qm_rpc_result {
 int qm_rpc_call_sync(const char *target, const char *path, const uint8_t *req, size_t len,
                      const struct qm_rpc_md *md, size_t nmd, unsigned timeout_ms,
                      int wait_for_ready, struct qm_rpc_result *res, struct qm_err *err);
+/* qm_rpc_call_sync_id: the same, expecting the server's certificate for |server_id|. */
+int qm_rpc_call_sync_id(const char *target, const char *server_id, const char *path, const uint8_t *req,
+                        size_t len, const struct qm_rpc_md *md, size_t nmd, unsigned timeout_ms,
+                        int wait_for_ready, struct qm_rpc_result *res, struct qm_err *err);
 
 #endif

@@ -42,8 +42,8 @@ struct qm_client_call {
   struct qm_client_call *qnext;       /* the channel's waiting queue */
 };
 
-int qm_channel_new(struct qm_loop *loop, const char *target, struct qm_channel **out,
-                   struct qm_err *err) {
+int qm_channel_new(struct qm_loop *loop, const char *target, const char *server_id,
+                   struct qm_channel **out, struct qm_err *err) {
   struct qm_channel *ch = calloc(1, sizeof *ch);
   if (!ch) return qm_err_set(err, -ENOMEM, "out of memory");
   if (strlen(target) >= sizeof ch->target) {
@@ -51,9 +51,7 @@ int qm_channel_new(struct qm_loop *loop, const char *target, struct qm_channel *
     return qm_err_set(err, -EINVAL, "target too long: %.64s...", target);
   }
   memcpy(ch->target, target, strlen(target) + 1);
-  grpc_channel_credentials *creds = qm__channel_credentials();
-  ch->channel = grpc_channel_create(target, creds, qm__channel_args(0));
-  grpc_channel_credentials_release(creds);
+  ch->channel = qm__channel_create(target, server_id);
   if (!ch->channel) {
     free(ch);
     return qm_err_set(err, -EINVAL, "cannot create a channel to %s", target);

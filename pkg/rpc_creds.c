@@ -57,6 +57,23 @@ grpc_channel_credentials *qm__channel_credentials(void) {
   return grpc_ssl_credentials_create_ex(tls.ca, &pair, NULL, NULL);
 }
 
+grpc_channel *qm__channel_create(const char *target, const char *server_id) {
+  grpc_channel_credentials *creds = qm__channel_credentials();
+  grpc_channel_args *base = qm__channel_args(0);
+  grpc_arg args[16];
+  grpc_channel_args with = {0, args};
+  for (size_t i = 0; i < base->num_args && i < 15; i++) args[with.num_args++] = base->args[i];
+  if (tls.enabled && server_id) {
+    args[with.num_args].type = GRPC_ARG_STRING;
+    args[with.num_args].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+    args[with.num_args].value.string = (char *)server_id;
+    with.num_args++;
+  }
+  grpc_channel *ch = grpc_channel_create(target, creds, &with);
+  grpc_channel_credentials_release(creds);
+  return ch;
+}
+
 grpc_server_credentials *qm__server_credentials(void) {
   if (!tls.enabled) return grpc_insecure_server_credentials_create();
   grpc_ssl_pem_key_cert_pair pair = {tls.key, tls.cert};

@@ -65,5 +65,8 @@ gpr_timespec qm__deadline_ms(unsigned ms);
 grpc_channel_credentials *qm__channel_credentials(void);
 grpc_server_credentials *qm__server_credentials(void);
 grpc_channel_args *qm__channel_args(int server);
+/* qm__channel_create: a channel with the process' credentials; |server_id| overrides the
+ * TLS name checked against the server's certificate. */
+grpc_channel *qm__channel_create(const char *target, const char *server_id);
 
 #endif

@@ -410,6 +410,22 @@ const char *qm_call_method(const struct qm_call *c) {
   return c->method ? c->method->spec.path : "";
 }
 
+int qm_call_peer_identity(struct qm_call *c, char *out, size_t cap) {
+  grpc_auth_context *ctx = grpc_call_auth_context(c->call);
+  int rc = -ENOENT;
+  if (ctx && grpc_auth_context_peer_is_authenticated(ctx)) {
+    grpc_auth_property_iterator it = grpc_auth_context_peer_identity(ctx);
+    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+    if (p && p->value_length < cap) {
+      memcpy(out, p->value, p->value_length);
+      out[p->value_length] = '\0';
+      rc = 0;
+    }
+  }
+  if (ctx) grpc_auth_context_release(ctx);
+  return rc;
+}
+
 void qm_call_set_user(struct qm_call *c, void *user) { c->user = user; }
 void *qm_call_user(const struct qm_call *c) { return c->user; }
 

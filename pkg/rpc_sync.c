@@ -10,13 +10,17 @@
 int qm_rpc_call_sync(const char *target, const char *path, const uint8_t *req, size_t len,
                      const struct qm_rpc_md *md, size_t nmd, unsigned timeout_ms,
                      int wait_for_ready, struct qm_rpc_result *res, struct qm_err *err) {
+  return qm_rpc_call_sync_id(target, NULL, path, req, len, md, nmd, timeout_ms, wait_for_ready, res, err);
+}
+
+int qm_rpc_call_sync_id(const char *target, const char *server_id, const char *path, const uint8_t *req,
+                        size_t len, const struct qm_rpc_md *md, size_t nmd, unsigned timeout_ms,
+                        int wait_for_ready, struct qm_rpc_result *res, struct qm_err *err) {
   grpc_metadata gmd[8];
   if (nmd > 8) return qm_err_set(err, -E2BIG, "too much metadata");
   memset(res, 0, sizeof *res);
   grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-  grpc_channel_credentials *creds = qm__channel_credentials();
-  grpc_channel *ch = grpc_channel_create(target, creds, qm__channel_args(0));
-  grpc_channel_credentials_release(creds);
+  grpc_channel *ch = qm__channel_create(target, server_id);
   grpc_slice method = grpc_slice_from_copied_string(path);
   grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
                                              qm__deadline_ms(timeout_ms), NULL);

@@ -19,7 +19,7 @@ static int call(const char *listen, const char *path, const char *id, struct qm_
   char dial[QM_ADDR_MAX];
   qm_supervisor_dial(listen, dial, sizeof dial);
   uint8_t empty[1];
-  int rc = qm_rpc_call_sync(dial, path, empty, 0, NULL, 0, QM_REPORT_TIMEOUT_MS, 0, res, err);
+  int rc = qm_rpc_call_sync_id(dial, id, path, empty, 0, NULL, 0, QM_REPORT_TIMEOUT_MS, 0, res, err);
   if (rc) return rc;
   if (res->status != QM_STATUS_OK) {
     free(res->resp);

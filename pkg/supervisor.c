@@ -95,7 +95,7 @@ static int serving(const struct qm_child *c) {
   Grpc__Health__V1__HealthCheckRequest in = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
   size_t n = grpc__health__v1__health_check_request__pack(&in, req);
   struct qm_rpc_result res;
-  if (qm_rpc_call_sync(c->dial, "/grpc.health.v1.Health/Check", req, n, NULL, 0, 500, 0, &res, NULL)) return 0;
+  if (qm_rpc_call_sync_id(c->dial, c->id, "/grpc.health.v1.Health/Check", req, n, NULL, 0, 500, 0, &res, NULL)) return 0;
   int ok = 0;
   if (res.status == QM_STATUS_OK) {
     Grpc__Health__V1__HealthCheckResponse *r = grpc__health__v1__health_check_response__unpack(NULL, res.len, res.resp);

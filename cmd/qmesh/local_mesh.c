@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "qmesh.h"
+#include "role.h"
 #include "rpc.h"
 #include "sign.h"
 #include "stream.h"
@@ -23,6 +24,8 @@ struct qm_topology *qm_load_topology_arg(const char *prog, const char *path) {
                 : qm_topology_load_buffer("<built-in>", qm_default_topology_yaml, qm_default_topology_yaml_len, NULL,
                                           &t, &err);
   if (!rc) rc = qm_topology_apply_env(t, &err);
+  /* With mutual TLS the tool speaks as the "requester" instance (qmesh certs makes it). */
+  if (!rc) rc = qm_role_tls_setup(t, QM_REQUESTER_ID, &err);
   if (rc) {
     fprintf(stderr, "%s: %s\n", prog, err.msg);
     qm_topology_free(t);

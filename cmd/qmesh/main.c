@@ -14,6 +14,7 @@ static const struct {
     {"summary", qm_cmd_summary, "ask the running auditor (and hubs, providers) for the summary"},
     {"validate", qm_cmd_validate, "check a topology file"},
     {"keygen", qm_cmd_keygen, "make Ed25519 signing keys for every provider"},
+    {"certs", qm_cmd_certs, "make a CA and a certificate per instance for mutual TLS"},
     {"audit", qm_cmd_audit, "audit verify LOG: check an auditor's log (chain and signatures) offline"},
 };
 

@@ -12,6 +12,9 @@ int qm_cmd_summary(int argc, char **argv);
 int qm_cmd_validate(int argc, char **argv);
 int qm_cmd_keygen(int argc, char **argv);
 int qm_cmd_audit(int argc, char **argv);
+int qm_cmd_certs(int argc, char **argv);
+
+#define QM_REQUESTER_ID "requester" /* the certificate identity of requesters and tools */
 
 /* A topology run locally: every role its own process, keys and logs in a private tmpdir. */
 struct qm_local_mesh {

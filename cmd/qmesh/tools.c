@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "audit_log.h"
+#include "certs.h"
 #include "hash.h"
 #include "qmesh.h"
 #include "report_check.h"
@@ -186,6 +187,69 @@ int qm_cmd_audit(int argc, char **argv) {
   }
   for (size_t i = 0; v.keys && i < t->nproviders; i++) qm_key_free(v.keys[i]);
   free(v.keys);
+  qm_topology_free(t);
+  return code;
+}
+
+/* qmesh certs: a CA and a certificate per instance (and one for requesters and tools). */
+int qm_cmd_certs(int argc, char **argv) {
+  static const struct option longs[] = {{"topology", required_argument, NULL, 't'},
+                                        {"out", required_argument, NULL, 'o'},
+                                        {"days", required_argument, NULL, 'd'},
+                                        {"help", no_argument, NULL, 'h'},
+                                        {NULL, 0, NULL, 0}};
+  const char *topology = NULL, *out = "certs";
+  uint64_t days = 365;
+  int c;
+  while ((c = getopt_long(argc, argv, "t:o:d:h", longs, NULL)) != -1) {
+    switch (c) {
+      case 't': topology = optarg; break;
+      case 'o': out = optarg; break;
+      case 'd':
+        if (qm_parse_u64(optarg, &days) || days == 0 || days > 36500) {
+          fprintf(stderr, "qmesh certs: --days '%s': expected 1..36500\n", optarg);
+          return 2;
+        }
+        break;
+      case 'h':
+        printf("usage: qmesh certs [--topology FILE] [--out DIR] [--days N]\n"
+               "Writes DIR/ca.crt, ca.key and <id>.crt/<id>.key for every instance of the topology\n"
+               "and for \"%s\" (requesters and the qmesh tool). The certificate identity is the id.\n"
+               "Point the topology's tls section at them: tls: { ca: DIR/ca.crt, certs_dir: DIR }\n",
+               QM_REQUESTER_ID);
+        return 0;
+      default: return 2;
+    }
+  }
+  struct qm_topology *t = NULL;
+  struct qm_err err = {0};
+  /* No TLS setup here: the certificates may not exist yet. */
+  int rc = topology ? qm_topology_load(topology, NULL, &t, &err)
+                    : qm_topology_load_buffer("<built-in>", qm_default_topology_yaml, qm_default_topology_yaml_len,
+                                              NULL, &t, &err);
+  if (rc) {
+    fprintf(stderr, "qmesh certs: %s\n", err.msg);
+    return 1;
+  }
+  const char *ids[2 * QM_REGIONS_MAX + QM_PROVIDERS_MAX + 2];
+  size_t n = 0;
+  for (size_t i = 0; i < t->nregions; i++) {
+    ids[n++] = t->regions[i].front.id;
+    ids[n++] = t->regions[i].hub.id;
+  }
+  for (size_t i = 0; i < t->nproviders; i++) ids[n++] = t->providers[i].ep.id;
+  ids[n++] = t->auditor.id;
+  ids[n++] = QM_REQUESTER_ID;
+  int code = 0;
+  if (mkdir(out, 0700) != 0 && errno != EEXIST) {
+    fprintf(stderr, "qmesh certs: mkdir %s: %s\n", out, strerror(errno));
+    code = 1;
+  } else if (qm_certs_make(out, ids, n, (unsigned)days, &err)) {
+    fprintf(stderr, "qmesh certs: %s\n", err.msg);
+    code = 1;
+  } else {
+    printf("%s: ca.crt and %zu certificates (valid %llu days)\n", out, n, (unsigned long long)days);
+  }
   qm_topology_free(t);
   return code;
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "requester.h"
+#include "role.h"
 #include "rpc.h"
 #include "text.h"
 
@@ -36,6 +37,7 @@ int main(int argc, char **argv) {
                 : qm_topology_load_buffer("<built-in>", qm_default_topology_yaml, qm_default_topology_yaml_len,
                                           NULL, &t, &err);
   if (!rc) rc = qm_topology_apply_env(t, &err);
+  if (!rc) rc = qm_role_tls_setup(t, "requester", &err);
   if (rc) {
     fprintf(stderr, "qmesh-requester: %s\n", err.msg);
     qm_topology_free(t);

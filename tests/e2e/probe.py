@@ -16,8 +16,9 @@ As a library:
 As a command (grpcurl's verbs, plaintext only):
     probe.py ADDR list [SERVICE]
     probe.py ADDR describe SYMBOL
-    probe.py ADDR call METHOD 'JSON' [-H 'key: value']... [--emit-defaults] [--v1alpha]
+    probe.py ADDR call METHOD 'JSON' [-H 'key: value']... [--emit-defaults] [--v1alpha] [--max-time S]
 METHOD is "pkg.Service/Method" or "pkg.Service.Method". JSON "-" or "@" reads standard input.
+A server-streaming method (grpc.health.v1.Health/Watch) prints each reply as it arrives.
 On an error status it prints grpcurl's "ERROR:\n  Code: ...\n  Message: ..." and exits 64 + code.
 """
 import argparse
@@ -174,11 +175,14 @@ class Probe:
             if attempt == 0:
                 try:
                     self.file_containing_symbol(symbol)
-                except ReflectionError:
+                except ReflectionError as first:
                     if "." not in symbol:
                         raise
-                    # a method: the server may index only services; ask for the service
-                    self.file_containing_symbol(symbol.rsplit(".", 1)[0])
+                    # a method: a server may index only services; ask for the service
+                    try:
+                        self.file_containing_symbol(symbol.rsplit(".", 1)[0])
+                    except ReflectionError:
+                        raise first from None
         raise KeyError("symbol %s not in what reflection returned" % symbol)
 
     def method(self, name):
@@ -197,23 +201,23 @@ class Probe:
         return describe_text(self.find(symbol))
 
     # ---- calls ----
-    def call_message(self, method, request, metadata=None, timeout=None):
-        """Calls |method| with a message of its input type; returns the reply message, or a list
-        of replies for a server-streaming method."""
+    def call_message(self, method, request, metadata=None, timeout=None, stream=False):
+        """Calls |method| with a message of its input type; returns the reply message. For a
+        server-streaming method: the list of replies, or with |stream| the live iterator (cancel()
+        ends it). |timeout| None means the probe's; 0 means no deadline."""
         md = self.method(method)
         path = "/%s/%s" % (md.containing_service.full_name, md.name)
         out_cls = message_class(md.output_type)
         ser, de = (lambda m: m.SerializeToString()), out_cls.FromString
-        t = timeout or self.timeout
-        if md.server_streaming and not md.client_streaming:
-            return list(self.channel.unary_stream(path, request_serializer=ser, response_deserializer=de)(
-                request, metadata=metadata, timeout=t))
-        if md.client_streaming:
-            fn = self.channel.stream_stream if md.server_streaming else self.channel.stream_unary
-            r = fn(path, request_serializer=ser, response_deserializer=de)(iter([request]), metadata=metadata, timeout=t)
-            return list(r) if md.server_streaming else r
-        return self.channel.unary_unary(path, request_serializer=ser, response_deserializer=de)(
-            request, metadata=metadata, timeout=t)
+        t = self.timeout if timeout is None else (timeout or None)
+        if md.server_streaming:
+            fn = self.channel.stream_stream if md.client_streaming else self.channel.unary_stream
+            arg = iter([request]) if md.client_streaming else request
+            it = fn(path, request_serializer=ser, response_deserializer=de)(arg, metadata=metadata, timeout=t)
+            return it if stream else list(it)
+        fn = self.channel.stream_unary if md.client_streaming else self.channel.unary_unary
+        arg = iter([request]) if md.client_streaming else request
+        return fn(path, request_serializer=ser, response_deserializer=de)(arg, metadata=metadata, timeout=t)
 
     def request(self, method, json_text="{}"):
         """A message of |method|'s input type parsed from JSON (json_format.Parse)."""
@@ -228,6 +232,11 @@ class Probe:
         if isinstance(reply, list):
             return [to_json(m, emit_defaults) for m in reply]
         return to_json(reply, emit_defaults)
+
+    def call_stream(self, method, json_text="{}", metadata=None, timeout=0, emit_defaults=False):
+        """A server-streaming call: yields each reply as JSON as it arrives (no deadline by default)."""
+        for m in self.call_message(method, self.request(method, json_text), metadata, timeout, stream=True):
+            yield to_json(m, emit_defaults)
 
 
 def to_json(msg, emit_defaults=False):
@@ -320,10 +329,11 @@ def main(argv=None):
                     help="request metadata 'key: value' (repeatable)")
     ap.add_argument("--emit-defaults", action="store_true", help="print fields that hold their default")
     ap.add_argument("--v1alpha", action="store_true", help="use grpc.reflection.v1alpha")
-    ap.add_argument("--timeout", type=float, default=10.0)
+    ap.add_argument("--connect-timeout", type=float, default=10.0, help="deadline of reflection queries (s)")
+    ap.add_argument("--max-time", type=float, default=0, help="deadline of the call (s); 0: none, like grpcurl")
     a = ap.parse_args(argv)
     try:
-        with Probe(a.addr, "v1alpha" if a.v1alpha else "v1", a.timeout) as p:
+        with Probe(a.addr, "v1alpha" if a.v1alpha else "v1", a.connect_timeout) as p:
             if a.verb == "list":
                 if a.args:
                     sd = p.find(a.args[0])
@@ -344,14 +354,17 @@ def main(argv=None):
                 body = a.args[1] if len(a.args) > 1 else "{}"
                 if body in ("-", "@"):
                     body = sys.stdin.read()
-                out = p.call(a.args[0], body, metadata=a.headers or None, emit_defaults=a.emit_defaults)
-                for o in (out if isinstance(out, list) else [out]):
-                    print(o)
+                md = a.headers or None
+                if p.method(a.args[0]).server_streaming:  # print each reply as it comes, like grpcurl
+                    for o in p.call_stream(a.args[0], body, md, a.max_time, a.emit_defaults):
+                        print(o, flush=True)
+                else:
+                    print(p.call(a.args[0], body, md, a.max_time, a.emit_defaults))
     except grpc.RpcError as e:
         print("ERROR:\n  Code: %s\n  Message: %s" % (_pascal(e.code().name), e.details()), file=sys.stderr)
         return 64 + e.code().value[0]
     except ReflectionError as e:
-        print("Failed to resolve symbol: %s" % e, file=sys.stderr)
+        print("Failed to resolve symbol %s: %s" % (json.dumps(a.args[0] if a.args else ""), e), file=sys.stderr)
         return 1
     except (KeyError, json_format.ParseError) as e:
         print("Error: %s" % (e.args[0] if e.args else e), file=sys.stderr)

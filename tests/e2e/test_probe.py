@@ -180,7 +180,7 @@ for rid, addr in sorted(ADDR.items()):
                 R.eq(resp[0].original_request.file_containing_symbol, "qmesh.v1.NoSuchThing",
                      "%s: %s error echoes the request" % (rid, ver))
         # A reflection request that is not a ServerReflectionRequest fails that stream only.
-        _, err = None, None
+        err = None
         try:
             with grpc.insecure_channel(addr) as ch:
                 list(ch.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")(
@@ -396,5 +396,28 @@ for rid in ("NUVL_A", "HUB_A", "PROVIDER_A", "AUDITOR"):
     R.eq(running_at_not_serving, True, "%s alone: NOT_SERVING arrives while the process still runs" % rid)
     R.eq(check_during_drain, (NOT_SERVING, None), "%s alone: Check during the drain is NOT_SERVING" % rid)
     R.eq(meshlib.stop(proc, timeout=15), 0, "%s alone: exits 0 after the drain" % rid)
+
+# The same through probe.py's command line: a Watch printed as it streams.
+addr = "127.0.0.1:%d" % ports2["PROVIDER_B"]
+proc = meshlib.spawn([os.path.join(BIN, "qmesh-provider"), "--topology", topo2, "--id", "PROVIDER_B", "--drain-ms", "500"],
+                     env=meshlib.clean_env(), stderr=subprocess.DEVNULL)
+meshlib.wait_serving(addr)
+watcher = meshlib.spawn([sys.executable, PROBE, addr, "call", "grpc.health.v1.Health/Watch", "{}"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+first = ""
+for line in watcher.stdout:
+    first += line
+    if line.startswith("}"):
+        break
+R.eq(json.loads(first or "null"), {"status": "SERVING"}, "probe.py Watch prints SERVING as it arrives")
+proc.send_signal(signal.SIGTERM)
+try:
+    rest, err = watcher.communicate(timeout=20)
+except subprocess.TimeoutExpired:
+    watcher.kill()
+    rest, err = watcher.communicate()
+R.eq((watcher.returncode, json.loads(rest or "null")), (0, {"status": "NOT_SERVING"}),
+     "probe.py Watch prints NOT_SERVING on SIGTERM and ends OK (%r)" % err)
+R.eq(meshlib.stop(proc, timeout=15), 0, "PROVIDER_B alone: exits 0 after the drain")
 
 R.finish()
