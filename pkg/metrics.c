@@ -48,6 +48,7 @@ static const struct {
 struct seen {
   char (*names)[QM_METRICS_NAME_MAX];
   size_t n;
+  size_t summary_lo, summary_hi; /* names[lo..hi) came from the auditor's Summary */
   uint64_t skipped;
 };
 
@@ -101,7 +102,9 @@ static int family(struct render *x, const char *name, const char *type, const ch
   }
   for (size_t i = 0; i < x->seen.n; i++)
     if (strlen(x->seen.names[i]) == n && memcmp(x->seen.names[i], name, n) == 0) {
-      x->seen.skipped++;
+      /* The auditor's Stats count votes_accepted/duplicate/late too: the same numbers as
+       * its Summary's, merged into one family, not a loss. */
+      if (i < x->seen.summary_lo || i >= x->seen.summary_hi) x->seen.skipped++;
       return 1;
     }
   memcpy(x->seen.names[x->seen.n], name, n);
@@ -230,7 +233,9 @@ int qm_metrics_render(struct qm_text *out, const struct qm_metrics_role *r,
     qm_text_printf(out, "} %" PRIu64 ".%03u\n", r->uptime_ms / 1000, (unsigned)(r->uptime_ms % 1000));
   }
   /* The Summary's families first: for the auditor they win over equal Stats names. */
+  x.seen.summary_lo = x.seen.n;
   if (a) render_auditor(&x, a);
+  x.seen.summary_hi = x.seen.n;
   render_counters(&x);
   if (h) render_http(&x, h);
   /* Written last and never deduplicated: it counts what was left out above. */

@@ -54,10 +54,12 @@ struct qm_metrics_http {
 /* qm_metrics_render: appends the exposition of |r| (required), |a| (the auditor, or NULL) and
  * |h| (or NULL) to |out|: one "# HELP" and one "# TYPE" line per family, then its samples,
  * every sample labelled role="..",id="..". Every Stats counter NAME becomes the counter
- * qmesh_NAME_total (characters outside [A-Za-z0-9_] become '_'). When two families would
- * have the same name the first wins (the Summary's, for the auditor) and the rest are counted
- * in qmesh_metrics_skipped. Returns 0, or -ENOSPC when |out| hit its bound (the text is then
- * incomplete and must not be served). */
+ * qmesh_NAME_total (characters outside [A-Za-z0-9_] become '_'). A Stats counter with the
+ * name of one of the Summary's families (the auditor's votes_accepted, ...) is merged into
+ * it: the Summary's value is shown. Any other clash of names (families are compared without
+ * a counter's "_total"), a name too long or families past QM_METRICS_FAMILIES_MAX: the first
+ * wins and the rest are counted in the gauge qmesh_metrics_skipped. Returns 0, -ENOMEM, or
+ * -ENOSPC when |out| hit its bound (the text is then incomplete and must not be served). */
 int qm_metrics_render(struct qm_text *out, const struct qm_metrics_role *r,
                       const struct qm_metrics_auditor *a, const struct qm_metrics_http *h);
 

@@ -205,14 +205,15 @@ static void test_auditor(void) {
         NULL);
   CHECK(strstr(t.buf, "qmesh_provider_votes_total{role=\"auditor\",id=\"AUDITOR\",provider=\"PROVIDER_A\"} 100\n"));
   CHECK_EQ_U(count_lines_starting(t.buf, "# TYPE qmesh_votes_accepted_total "), 1);
-  CHECK(strstr(t.buf, "\nqmesh_metrics_skipped{role=\"auditor\",id=\"AUDITOR\"} 3\n") != NULL);
+  CHECK(strstr(t.buf, "\nqmesh_metrics_skipped{role=\"auditor\",id=\"AUDITOR\"} 0\n") != NULL); /* merged */
   CHECK_EQ_U(count_lines_starting(t.buf, "# HELP "), count_lines_starting(t.buf, "# TYPE "));
   qm_text_free(&t);
 }
 
 static void test_names_and_escapes(void) {
-  struct qm_metrics_counter c[] = {{"initiated_foo-bar.baz", 3}, {"a-b", 1}, {"a_b", 2}, {"pending", 4}};
-  struct qm_metrics_role r = {.role = "pro\"vider", .id = "ID\\x\ny", .counters = c, .ncounters = 4};
+  struct qm_metrics_counter c[] = {{"initiated_foo-bar.baz", 3}, {"a-b", 1}, {"a_b", 2}, {"pending", 4},
+                                   {"info", 5}, {"metrics_skipped", 6}};
+  struct qm_metrics_role r = {.role = "pro\"vider", .id = "ID\\x\ny", .counters = c, .ncounters = 6};
   struct qm_metrics_auditor a = {.pending = 1};
   struct qm_text t;
   qm_text_init(&t, QM_METRICS_TEXT_MAX);
@@ -223,8 +224,10 @@ static void test_names_and_escapes(void) {
   CHECK(strstr(t.buf, "qmesh_initiated_foo_bar_baz_total{role=\"pro\\\"vider\",id=\"ID\\\\x\\ny\"} 3\n") != NULL);
   CHECK(strstr(t.buf, "qmesh_a_b_total{role=\"pro\\\"vider\",id=\"ID\\\\x\\ny\"} 1\n") != NULL);
   CHECK_EQ_U(count_lines_starting(t.buf, "qmesh_a_b_total{"), 1); /* a_b collides with a-b: skipped */
-  CHECK(strstr(t.buf, "qmesh_pending_total") == NULL);     /* the counter would shadow the gauge */
-  CHECK(strstr(t.buf, "qmesh_metrics_skipped{role=\"pro\\\"vider\",id=\"ID\\\\x\\ny\"} 2\n") != NULL);
+  CHECK(strstr(t.buf, "qmesh_pending_total") == NULL);     /* merged into the Summary's gauge */
+  CHECK(strstr(t.buf, "qmesh_info_total") == NULL);        /* clashes with qmesh_info: skipped */
+  CHECK(strstr(t.buf, "qmesh_metrics_skipped_total") == NULL);
+  CHECK(strstr(t.buf, "qmesh_metrics_skipped{role=\"pro\\\"vider\",id=\"ID\\\\x\\ny\"} 3\n") != NULL);
   qm_text_free(&t);
   char out[8];
   CHECK(qm_metrics_sanitize("a.b-c", out, sizeof out) == 0 && strcmp(out, "a_b_c") == 0);
