@@ -57,7 +57,7 @@ static void check(const uint8_t *msg, size_t len) {
   char why[160];
   memset(&vote, 0xa5, sizeof vote);
   why[0] = '\0';
-  enum qm_report_verdict v = qm_report_check(msg, len, topo, pub, &vote, why, sizeof why);
+  enum qm_report_verdict v = qm_report_check(msg, len, topo, pub, NULL, &vote, why, sizeof why);
   if (verbose) fprintf(stderr, "verdict %d: %s\n", (int)v, v == QM_REPORT_OK ? "ok" : why);
   if (v == QM_REPORT_OK) {
     /* An accepted vote names a real provider and carries a terminated domain. */

@@ -20,68 +20,141 @@ struct auditor {
   const struct qm_topology *topo;
   struct qm_key **keys; /* public keys, per provider */
   const char **provider_ids;
+  struct qm_root_cache roots; /* batch roots verified already */
   struct qm_auditor_state *state;
   uint64_t *rejected_malformed, *rejected_unknown_signer, *rejected_bad_signature,
       *rejected_signer_mismatch, *refused_full, *refused_unauthorized, *accepted, *duplicate, *late, *log_failed, *replayed;
 };
 
-static void on_report(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
-  struct auditor *a = ctx;
+/* take_vote: one vote through the gate and into the books. Returns a gRPC status; on OK
+ * |result| is the ReportReply result, otherwise |why| says what was refused. |raw| is the
+ * vote's SignedOutcome bytes for the log. */
+static int take_vote(struct auditor *a, const Qmesh__V1__SignedOutcome *so, const uint8_t *raw, size_t raw_len,
+                     const char *peer, int *result, char *why, size_t cap) {
   struct qm_vote v;
-  char why[256], peer[QM_ID_MAX];
-  if (!qm_role_peer_allowed(call, a->provider_ids, a->topo->nproviders, peer, sizeof peer)) {
-    (*a->refused_unauthorized)++;
-    qm_call_fail(call, QM_STATUS_PERMISSION_DENIED, "the auditor takes votes only from providers, not from '%s'",
-                 peer);
-    return;
-  }
-  switch (qm_report_check(req, len, a->topo, a->keys, &v, why, sizeof why)) {
+  switch (qm_report_check_decoded(so, a->topo, a->keys, &a->roots, &v, why, cap)) {
     case QM_REPORT_OK: break;
-    case QM_REPORT_MALFORMED:
-      (*a->rejected_malformed)++;
-      qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "%s", why);
-      return;
-    case QM_REPORT_UNKNOWN_SIGNER:
-      (*a->rejected_unknown_signer)++;
-      qm_call_fail(call, QM_STATUS_UNAUTHENTICATED, "%s", why);
-      return;
-    case QM_REPORT_BAD_SIGNATURE:
-      (*a->rejected_bad_signature)++;
-      qm_call_fail(call, QM_STATUS_UNAUTHENTICATED, "%s", why);
-      return;
-    case QM_REPORT_SIGNER_MISMATCH:
-      (*a->rejected_signer_mismatch)++;
-      qm_call_fail(call, QM_STATUS_PERMISSION_DENIED, "%s", why);
-      return;
+    case QM_REPORT_MALFORMED: (*a->rejected_malformed)++; return QM_STATUS_INVALID_ARGUMENT;
+    case QM_REPORT_UNKNOWN_SIGNER: (*a->rejected_unknown_signer)++; return QM_STATUS_UNAUTHENTICATED;
+    case QM_REPORT_BAD_SIGNATURE: (*a->rejected_bad_signature)++; return QM_STATUS_UNAUTHENTICATED;
+    case QM_REPORT_SIGNER_MISMATCH: (*a->rejected_signer_mismatch)++; return QM_STATUS_PERMISSION_DENIED;
   }
   if (qm_rpc_tls_enabled() && strcmp(peer, a->topo->providers[v.provider].ep.id) != 0) {
     /* Signed by one provider, sent by another: a provider speaks only for itself. */
     (*a->refused_unauthorized)++;
-    qm_call_fail(call, QM_STATUS_PERMISSION_DENIED, "'%s' may not report the outcome signed by %s", peer,
-                 a->topo->providers[v.provider].ep.id);
-    return;
+    snprintf(why, cap, "'%s' may not report the outcome signed by %s", peer, a->topo->providers[v.provider].ep.id);
+    return QM_STATUS_PERMISSION_DENIED;
   }
-  int rc = qm_auditor_state_vote(a->state, req, len, &v);
+  int rc = qm_auditor_state_vote(a->state, raw, raw_len, &v);
   if (rc == -EIO) {
     /* Not in the log, so not taken: the provider offers it again. */
     (*a->log_failed)++;
-    qm_call_fail(call, QM_STATUS_UNAVAILABLE, "auditor: cannot append to the audit log");
-    return;
+    snprintf(why, cap, "auditor: cannot append to the audit log");
+    return QM_STATUS_UNAVAILABLE;
   }
   if (rc < 0) {
     (*a->refused_full)++;
-    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "auditor: too many pending requests");
-    return;
+    snprintf(why, cap, "auditor: too many pending requests");
+    return QM_STATUS_RESOURCE_EXHAUSTED;
   }
   if (rc == QM_VOTE_ACCEPTED) (*a->accepted)++;
   else if (rc == QM_VOTE_DUPLICATE) (*a->duplicate)++;
   else (*a->late)++;
+  *result = rc == QM_VOTE_ACCEPTED    ? QMESH__V1__REPORT_REPLY__RESULT__ACCEPTED
+            : rc == QM_VOTE_DUPLICATE ? QMESH__V1__REPORT_REPLY__RESULT__DUPLICATE
+                                      : QMESH__V1__REPORT_REPLY__RESULT__LATE;
+  return QM_STATUS_OK;
+}
+
+static int peer_ok(struct auditor *a, struct qm_call *call, char *peer, size_t cap) {
+  if (qm_role_peer_allowed(call, a->provider_ids, a->topo->nproviders, peer, cap)) return 1;
+  (*a->refused_unauthorized)++;
+  qm_call_fail(call, QM_STATUS_PERMISSION_DENIED, "the auditor takes votes only from providers, not from '%s'", peer);
+  return 0;
+}
+
+static void on_report(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
+  struct auditor *a = ctx;
+  char why[256], peer[QM_ID_MAX] = "";
+  if (!peer_ok(a, call, peer, sizeof peer)) return;
+  Qmesh__V1__SignedOutcome *so = qmesh__v1__signed_outcome__unpack(NULL, len, req);
+  if (!so) {
+    (*a->rejected_malformed)++;
+    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "malformed SignedOutcome (%zu bytes)", len);
+    return;
+  }
+  int result = 0;
+  int status = take_vote(a, so, req, len, peer, &result, why, sizeof why);
+  qmesh__v1__signed_outcome__free_unpacked(so, NULL);
+  if (status != QM_STATUS_OK) {
+    qm_call_fail(call, status, "%s", why);
+    return;
+  }
   Qmesh__V1__ReportReply reply = QMESH__V1__REPORT_REPLY__INIT;
-  reply.result = rc == QM_VOTE_ACCEPTED    ? QMESH__V1__REPORT_REPLY__RESULT__ACCEPTED
-                 : rc == QM_VOTE_DUPLICATE ? QMESH__V1__REPORT_REPLY__RESULT__DUPLICATE
-                                           : QMESH__V1__REPORT_REPLY__RESULT__LATE;
+  reply.result = (Qmesh__V1__ReportReply__Result)result;
   uint8_t buf[8];
   qm_call_reply(call, buf, qmesh__v1__report_reply__pack(&reply, buf));
+}
+
+/* on_report_batch: many votes, one reply each; a refused vote does not refuse the others. */
+static void on_report_batch(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
+  struct auditor *a = ctx;
+  char peer[QM_ID_MAX] = "";
+  if (!peer_ok(a, call, peer, sizeof peer)) return;
+  Qmesh__V1__SignedOutcomeBatch *batch = qmesh__v1__signed_outcome_batch__unpack(NULL, len, req);
+  if (!batch) {
+    (*a->rejected_malformed)++;
+    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "malformed SignedOutcomeBatch (%zu bytes)", len);
+    return;
+  }
+  size_t n = batch->n_votes;
+  Qmesh__V1__ReportReply *replies = calloc(n ? n : 1, sizeof *replies);
+  Qmesh__V1__ReportReply **rp = calloc(n ? n : 1, sizeof *rp);
+  char (*why)[160] = calloc(n ? n : 1, sizeof *why);
+  uint8_t *raw = NULL, *buf = NULL;
+  if (!replies || !rp || !why) {
+    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const Qmesh__V1__SignedOutcome *so = batch->votes[i];
+    size_t rl = qmesh__v1__signed_outcome__get_packed_size(so);
+    uint8_t *r = realloc(raw, rl ? rl : 1);
+    if (!r) {
+      qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      goto out;
+    }
+    raw = r;
+    qmesh__v1__signed_outcome__pack(so, raw); /* the log keeps each vote on its own */
+    qmesh__v1__report_reply__init(&replies[i]);
+    int result = 0;
+    int status = take_vote(a, so, raw, rl, peer, &result, why[i], sizeof why[i]);
+    if (status == QM_STATUS_OK) {
+      replies[i].result = (Qmesh__V1__ReportReply__Result)result;
+    } else {
+      replies[i].result = QMESH__V1__REPORT_REPLY__RESULT__REJECTED;
+      replies[i].error = why[i];
+    }
+    rp[i] = &replies[i];
+  }
+  Qmesh__V1__ReportBatchReply out = QMESH__V1__REPORT_BATCH_REPLY__INIT;
+  out.n_replies = n;
+  out.replies = rp;
+  size_t blen = qmesh__v1__report_batch_reply__get_packed_size(&out);
+  buf = malloc(blen ? blen : 1);
+  if (!buf) {
+    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    goto out;
+  }
+  qmesh__v1__report_batch_reply__pack(&out, buf);
+  qm_call_reply(call, buf, blen);
+out:
+  free(buf);
+  free(raw);
+  free(why);
+  free(rp);
+  free(replies);
+  qmesh__v1__signed_outcome_batch__free_unpacked(batch, NULL);
 }
 
 static void reply_packed(struct qm_call *call, uint8_t *buf, size_t len) {
@@ -204,10 +277,11 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
                                      a->rejected_bad_signature, a->rejected_signer_mismatch, a->refused_full);
   struct qm_server *srv = qm_role_server(r);
   struct qm_method_spec report = {.path = "/qmesh.v1.Auditor/Report", .unary = on_report, .ctx = a};
+  struct qm_method_spec report_batch = {.path = "/qmesh.v1.Auditor/ReportBatch", .unary = on_report_batch, .ctx = a};
   struct qm_method_spec summary = {.path = "/qmesh.v1.Auditor/Summary", .unary = on_summary, .ctx = a};
   struct qm_method_spec lookup = {.path = "/qmesh.v1.Auditor/Lookup", .unary = on_lookup, .ctx = a};
   struct qm_method_spec drift = {.path = "/qmesh.v1.Auditor/DriftTrace", .unary = on_drift, .ctx = a};
-  if (!rc && (qm_server_add_method(srv, &report) || qm_server_add_method(srv, &summary) ||
+  if (!rc && (qm_server_add_method(srv, &report) || qm_server_add_method(srv, &report_batch) || qm_server_add_method(srv, &summary) ||
               qm_server_add_method(srv, &lookup) || qm_server_add_method(srv, &drift) ||
               qm_role_add_stats_method(r, "/qmesh.v1.Auditor/Stats")))
     rc = qm_err_set(err, -EINVAL, "cannot register the Auditor service");

@@ -20,6 +20,7 @@
 struct qm_auditor_state {
   const struct qm_topology *topo;
   struct qm_key *const *keys;
+  struct qm_root_cache *roots;
   const char **domains;
   struct qm_quorum *quorum;
   struct qm_audit_log *log;
@@ -44,7 +45,7 @@ static int replay_record(void *arg, const uint8_t *rec, size_t len, uint64_t ind
   (void)index;
   struct qm_auditor_state *s = arg;
   struct qm_vote v;
-  if (qm_report_check(rec, len, s->topo, s->keys, &v, why, cap) != QM_REPORT_OK) return -1;
+  if (qm_report_check(rec, len, s->topo, s->keys, s->roots, &v, why, cap) != QM_REPORT_OK) return -1;
   int rc = qm_quorum_vote(s->quorum, v.repr, v.sequence, v.domain, v.provider, v.initiated, v.decided_ns,
                           qm_mono_ns());
   if (rc < 0) {
@@ -62,7 +63,8 @@ int qm_auditor_state_new(const struct qm_topology *topo, struct qm_key *const *k
   s->topo = topo;
   s->keys = keys;
   s->domains = calloc(topo->ndomains + 1, sizeof *s->domains);
-  int rc = s->domains ? 0 : qm_err_set(err, -ENOMEM, "out of memory");
+  s->roots = calloc(1, sizeof *s->roots);
+  int rc = s->domains && s->roots ? 0 : qm_err_set(err, -ENOMEM, "out of memory");
   for (size_t i = 0; !rc && i < topo->ndomains; i++) s->domains[i] = topo->domains[i].name;
   struct qm_quorum_params p = {
       .nproviders = topo->nproviders,
@@ -102,6 +104,7 @@ void qm_auditor_state_free(struct qm_auditor_state *s) {
   qm_drift_free(s->drift);
   qm_quorum_free(s->quorum);
   free(s->domains);
+  free(s->roots);
   free(s);
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batcher.h"
 #include "decision.h"
 #include "qmesh/v1/qmesh.pb-c.h"
 #include "roles.h"
@@ -18,92 +19,20 @@ struct provider {
   const struct qm_provider *self;
   struct qm_key *key;
   struct qm_channel *auditor;
-  void *report;
+  struct qm_batcher *batcher; /* votes to the auditor, signed per batch */
   int byzantine;
   int64_t byzantine_at;
   uint64_t *evaluated, *initiated, *reported, *report_failed, *refused_invalid, *refused_full,
       *unknown_domain, *flipped;
-  uint64_t *report_retries, *refused_unauthorized;
+  uint64_t *report_retries, *refused_unauthorized, *report_rejected, *batches;
   const char **hub_ids; /* the peers allowed to ask for an evaluation (mutual TLS) */
-  struct report *waiting; /* reports backing off until the auditor is back */
   uint64_t **initiated_by_domain; /* per topology domain */
   char **counter_names;
 };
 
-#define QM_REPORT_RETRY_WINDOW_MS 60000 /* keep offering a vote to an absent auditor this long */
-#define QM_REPORT_BACKOFF_MAX_MS 1000
-
-/* One signed vote on its way to the auditor; kept until the auditor took it. */
-struct report {
-  struct provider *p;
-  struct qm_call *call;
-  uint8_t *signed_outcome;
-  size_t len;
-  unsigned attempts;
-  int64_t first_ns, due_ns;
-  struct report *next_due;
-};
-
-static void send_report(struct report *rep);
-
-static void report_free(struct report *rep) {
-  free(rep->signed_outcome);
-  free(rep);
-}
-
-static void on_auditor_reply(void *arg, int status, const char *details, const uint8_t *resp, size_t len) {
-  struct report *rep = arg;
-  struct provider *p = rep->p;
-  int64_t now = qm_mono_ns();
-  if ((status == QM_STATUS_UNAVAILABLE || status == QM_STATUS_DEADLINE_EXCEEDED) &&
-      now - rep->first_ns < (int64_t)QM_REPORT_RETRY_WINDOW_MS * 1000000 && !qm_loop_stopping(qm_role_loop(p->role))) {
-    /* The auditor is away (restarting, overloaded): the vote is signed and must not be lost.
-     * Resending is idempotent: the auditor counts a (request, provider) vote once. */
-    unsigned backoff = 50u << (rep->attempts < 5 ? rep->attempts : 5);
-    if (backoff > QM_REPORT_BACKOFF_MAX_MS) backoff = QM_REPORT_BACKOFF_MAX_MS;
-    rep->attempts++;
-    (*p->report_retries)++;
-    rep->due_ns = now + (int64_t)backoff * 1000000;
-    rep->next_due = p->waiting;
-    p->waiting = rep;
-    return;
-  }
-  Qmesh__V1__ReportReply *r = status == QM_STATUS_OK ? qmesh__v1__report_reply__unpack(NULL, len, resp) : NULL;
-  if (r) {
-    (*p->reported)++;
-    qm_call_reply(rep->call, NULL, 0);
-    qmesh__v1__report_reply__free_unpacked(r, NULL);
-  } else {
-    (*p->report_failed)++;
-    qm_call_fail(rep->call, QM_STATUS_UNAVAILABLE, "provider %s: the auditor did not take the vote: %s: %s",
-                 qm_role_id(p->role), qm_status_name(status), details);
-  }
-  report_free(rep);
-}
-
-static void send_report(struct report *rep) {
-  struct provider *p = rep->p;
-  if (qm_channel_call(p->auditor, p->report, rep->signed_outcome, rep->len, NULL, 0, QM_HOP_TIMEOUT_MS, 1,
-                      on_auditor_reply, rep)) {
-    (*p->report_failed)++;
-    qm_call_fail(rep->call, QM_STATUS_UNAVAILABLE, "cannot reach the auditor");
-    report_free(rep);
-  }
-}
-
-static void on_retry_tick(void *arg) {
+static void on_tick(void *arg) {
   struct provider *p = arg;
-  int64_t now = qm_mono_ns();
-  struct report **link = &p->waiting;
-  while (*link) {
-    struct report *rep = *link;
-    if (rep->due_ns <= now || qm_loop_stopping(qm_role_loop(p->role))) {
-      *link = rep->next_due;
-      send_report(rep);
-    } else {
-      link = &rep->next_due;
-    }
-  }
+  qm_batcher_tick(p->batcher, qm_loop_stopping(qm_role_loop(p->role)));
 }
 
 static size_t domain_index(const struct qm_topology *t, const char *domain) {
@@ -163,47 +92,21 @@ static void on_evaluate(void *ctx, struct qm_call *call, const uint8_t *req, siz
   o.sequence = a->sequence;
   o.decided_unix_nanos = qm_now_ns();
   size_t olen = qmesh__v1__outcome__get_packed_size(&o);
-  uint8_t *obuf = malloc(olen);
-  uint8_t sig[QM_SIG_LEN];
-  struct report *rep = malloc(sizeof *rep);
-  uint8_t *sbuf = NULL;
-  if (!obuf || !rep) goto oom;
-  qmesh__v1__outcome__pack(&o, obuf);
-  if (qm_sign(p->key, obuf, olen, sig)) {
-    qm_call_fail(call, QM_STATUS_INTERNAL, "signing failed");
-    goto out;
+  uint8_t *obuf = malloc(olen ? olen : 1);
+  if (!obuf) {
+    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  } else {
+    qmesh__v1__outcome__pack(&o, obuf);
+    /* These bytes are what gets signed (as a leaf of the batch's Merkle tree). */
+    if (qm_batcher_add(p->batcher, obuf, olen, call)) qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   }
-  Qmesh__V1__SignedOutcome so = QMESH__V1__SIGNED_OUTCOME__INIT;
-  so.outcome.data = obuf; /* the exact bytes signed */
-  so.outcome.len = olen;
-  so.signature.data = sig;
-  so.signature.len = sizeof sig;
-  so.key_id = (char *)p->self->ep.id;
-  size_t slen = qmesh__v1__signed_outcome__get_packed_size(&so);
-  sbuf = malloc(slen);
-  if (!sbuf) goto oom;
-  qmesh__v1__signed_outcome__pack(&so, sbuf);
-  memset(rep, 0, sizeof *rep);
-  rep->p = p;
-  rep->call = call;
-  rep->signed_outcome = sbuf;
-  rep->len = slen;
-  rep->first_ns = qm_mono_ns();
-  sbuf = NULL;
-  send_report(rep);
-  rep = NULL;
-  goto out;
-oom:
-  qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-out:
-  free(rep);
   free(obuf);
-  free(sbuf);
   qmesh__v1__artifact__free_unpacked(a, NULL);
 }
 
 static void teardown(void *state) {
   struct provider *p = state;
+  qm_batcher_free(p->batcher);
   qm_channel_free(p->auditor);
   qm_key_free(p->key);
   if (p->counter_names) /* counters keep pointing at these names until exit */
@@ -243,19 +146,23 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
                     p->topo->source, p->self->ep.id);
   if (!rc) rc = resolve_byzantine(p, err);
   if (!rc) rc = qm_channel_new(qm_role_loop(r), p->topo->auditor.advertise, p->topo->auditor.id, &p->auditor, err);
-  if (!rc) rc = qm_loop_add_tick(qm_role_loop(r), 20, on_retry_tick, p);
+  if (!rc) rc = qm_loop_add_tick(qm_role_loop(r), 5, on_tick, p);
   if (rc) {
     teardown(p);
     return rc;
   }
   qm_channel_set_limits(p->auditor, p->topo->worker_count, p->topo->post_queue_max);
-  p->report = qm_channel_method(p->auditor, "/qmesh.v1.Auditor/Report");
   qm_role_add_upstream(r, p->topo->auditor.advertise);
   p->evaluated = qm_role_counter(r, "evaluated");
   p->initiated = qm_role_counter(r, "initiated");
   p->flipped = qm_role_counter(r, "byzantine_flips");
   p->reported = qm_role_counter(r, "reported");
   p->report_retries = qm_role_counter(r, "report_retries");
+  p->report_rejected = qm_role_counter(r, "report_rejected");
+  p->batches = qm_role_counter(r, "report_batches");
+  struct qm_batcher_counters bc = {p->reported, p->report_rejected, p->report_failed, p->report_retries, p->batches};
+  if (!rc && qm_batcher_new(p->auditor, p->self->ep.id, p->key, &bc, &p->batcher))
+    rc = qm_err_set(err, -ENOMEM, "out of memory");
   p->refused_unauthorized = qm_role_counter(r, "refused_unauthorized");
   p->hub_ids = calloc(p->topo->nregions, sizeof *p->hub_ids);
   if (!p->hub_ids) rc = qm_err_set(err, -ENOMEM, "out of memory");

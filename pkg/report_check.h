@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qmesh/v1/qmesh.pb-c.h"
 #include "sign.h"
 #include "topology.h"
 
@@ -27,11 +28,30 @@ struct qm_vote {
   int64_t decided_ns;
 };
 
-/* qm_report_check: returns a verdict; on QM_REPORT_OK |out| holds the vote. |why| (|cap|
- * bytes) gets a human reason naming the offending value for any other verdict. |keys| holds
- * one public key per topology provider (borrowed). */
+/* Batch roots whose signature was verified already, so that a batch of votes costs one
+ * verification. Direct-mapped; a miss only costs a verification. */
+#define QM_ROOT_CACHE_SLOTS 1024
+struct qm_root_cache {
+  struct {
+    uint8_t root[32];
+    uint8_t sig[64];
+    uint32_t provider, count;
+    int valid;
+  } slot[QM_ROOT_CACHE_SLOTS];
+  uint64_t hits, misses;
+};
+
+/* qm_report_check: decodes |msg| as a SignedOutcome and checks it. Returns a verdict; on
+ * QM_REPORT_OK |out| holds the vote. |why| (|cap| bytes) gets a human reason naming the
+ * offending value for any other verdict. |keys| holds one public key per topology provider
+ * (borrowed); |cache| may be NULL. */
 enum qm_report_verdict qm_report_check(const uint8_t *msg, size_t len, const struct qm_topology *t,
-                                       struct qm_key *const *keys, struct qm_vote *out, char *why,
-                                       size_t cap);
+                                       struct qm_key *const *keys, struct qm_root_cache *cache,
+                                       struct qm_vote *out, char *why, size_t cap);
+/* qm_report_check_decoded: the same for a SignedOutcome already decoded (a batch's vote). */
+enum qm_report_verdict qm_report_check_decoded(const Qmesh__V1__SignedOutcome *so,
+                                               const struct qm_topology *t, struct qm_key *const *keys,
+                                               struct qm_root_cache *cache, struct qm_vote *out, char *why,
+                                               size_t cap);
 
 #endif

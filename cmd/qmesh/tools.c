@@ -116,13 +116,14 @@ int qm_cmd_summary(int argc, char **argv) {
 struct verify_ctx {
   const struct qm_topology *t;
   struct qm_key **keys;
+  struct qm_root_cache *cache;
 };
 
 static int verify_record(void *arg, const uint8_t *rec, size_t len, uint64_t index, char *why, size_t cap) {
   (void)index;
   struct verify_ctx *v = arg;
   struct qm_vote vote;
-  return qm_report_check(rec, len, v->t, v->keys, &vote, why, cap) == QM_REPORT_OK ? 0 : -1;
+  return qm_report_check(rec, len, v->t, v->keys, v->cache, &vote, why, cap) == QM_REPORT_OK ? 0 : -1;
 }
 
 /* qmesh audit verify LOG: the chain and every signature, offline. */
@@ -154,8 +155,8 @@ int qm_cmd_audit(int argc, char **argv) {
   struct qm_topology *t = qm_load_topology_arg("qmesh audit", topology);
   if (!t) return 1;
   struct qm_err err = {0};
-  struct verify_ctx v = {t, calloc(t->nproviders, sizeof(struct qm_key *))};
-  int code = v.keys ? 0 : 1;
+  struct verify_ctx v = {t, calloc(t->nproviders, sizeof(struct qm_key *)), calloc(1, sizeof(struct qm_root_cache))};
+  int code = v.keys && v.cache ? 0 : 1;
   for (size_t i = 0; !code && i < t->nproviders; i++) {
     char path[QM_PATH_MAX + QM_ID_MAX + 8];
     const char *dir = keys_dir ? keys_dir : t->keys_dir;
@@ -187,6 +188,7 @@ int qm_cmd_audit(int argc, char **argv) {
   }
   for (size_t i = 0; v.keys && i < t->nproviders; i++) qm_key_free(v.keys[i]);
   free(v.keys);
+  free(v.cache);
   qm_topology_free(t);
   return code;
 }

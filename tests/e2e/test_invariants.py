@@ -154,7 +154,7 @@ R.eq(sorted({local for local, _ in socks}), [ports["AUDITOR"]],
      "every auditor socket is on its own listening port: no outbound connection")
 prov_socks = tcp_sockets(procs["PROVIDER_A"].pid)
 R.check(any(local != ports["PROVIDER_A"] for local, _ in prov_socks), "the check can fail: a provider dials out")
-R.eq(sorted(meshlib.reflected_methods(AUD, "qmesh.v1.Auditor")), ["DriftTrace", "Lookup", "Report", "Stats", "Summary"],
+R.eq(sorted(meshlib.reflected_methods(AUD, "qmesh.v1.Auditor")), ["DriftTrace", "Lookup", "Report", "ReportBatch", "Stats", "Summary"],
      "the auditor's service has only Report and reads")
 
 # ---- 3: a hub relays byte-identical bytes (fake providers record what arrives) ----

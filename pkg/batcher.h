@@ -1,0 +1,38 @@
+/* batcher.h: a provider's votes on their way to the auditor: collected while earlier batches
+ * are in flight, signed once per batch (a Merkle root, each vote with its own proof), sent as
+ * one ReportBatch, retried while the auditor is away, answered vote by vote to the hub calls
+ * waiting for them. Loop-thread only. */
+#ifndef QM_BATCHER_H
+#define QM_BATCHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rpc.h"
+#include "sign.h"
+
+#define QM_BATCH_MAX 256          /* votes per signed batch */
+#define QM_BATCHES_IN_FLIGHT 2    /* send at once while fewer batches are in flight */
+
+struct qm_batcher_counters {
+  uint64_t *reported;      /* votes the auditor took (accepted, duplicate or late) */
+  uint64_t *rejected;      /* votes the auditor refused */
+  uint64_t *failed;        /* votes given up on (auditor unreachable past the retry window) */
+  uint64_t *retries;       /* batch resends */
+  uint64_t *batches;       /* batches signed */
+};
+
+struct qm_batcher;
+
+/* qm_batcher_new: |auditor| and |key| are borrowed; |key_id| is the provider's id. */
+int qm_batcher_new(struct qm_channel *auditor, const char *key_id, const struct qm_key *key,
+                   const struct qm_batcher_counters *counters, struct qm_batcher **out);
+/* qm_batcher_add: queues |outcome| (the serialized Outcome, copied); |call| gets its reply
+ * when the auditor answered for this vote. 0 or -ENOMEM (then |call| is not touched). */
+int qm_batcher_add(struct qm_batcher *b, const uint8_t *outcome, size_t len, struct qm_call *call);
+/* qm_batcher_tick: resends due retries and flushes what waits; call it every few ms. */
+void qm_batcher_tick(struct qm_batcher *b, int stopping);
+size_t qm_batcher_pending(const struct qm_batcher *b);
+void qm_batcher_free(struct qm_batcher *b);
+
+#endif

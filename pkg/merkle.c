@@ -1,0 +1,99 @@
+/* merkle.c: leaf/node hashing with domain separation; odd nodes are carried up. */
+#include "merkle.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "hash.h"
+
+void qm_merkle_leaf(const uint8_t *data, size_t len, uint8_t out[32]) {
+  uint8_t buf[1 + 4096];
+  if (len <= sizeof buf - 1) {
+    buf[0] = 0x00;
+    memcpy(buf + 1, data, len);
+    qm_sha256(buf, len + 1, out);
+    return;
+  }
+  /* Outcomes are small; a large input is still hashed correctly, just with two passes. */
+  uint8_t tmp[32];
+  qm_sha256(data, len, tmp);
+  buf[0] = 0x02; /* distinct prefix: never collides with a short leaf */
+  memcpy(buf + 1, tmp, 32);
+  qm_sha256(buf, 33, out);
+}
+
+static void node(const uint8_t l[32], const uint8_t r[32], uint8_t out[32]) {
+  uint8_t buf[65];
+  buf[0] = 0x01;
+  memcpy(buf + 1, l, 32);
+  memcpy(buf + 33, r, 32);
+  qm_sha256(buf, sizeof buf, out);
+}
+
+int qm_merkle_root(const uint8_t (*leaves)[32], size_t n, uint8_t root[32]) {
+  if (n == 0 || n > QM_MERKLE_MAX) return -EINVAL;
+  static __thread uint8_t level[QM_MERKLE_MAX][32];
+  memcpy(level, leaves, n * 32);
+  while (n > 1) {
+    size_t w = 0;
+    for (size_t i = 0; i < n; i += 2) {
+      if (i + 1 < n) node(level[i], level[i + 1], level[w]);
+      else memmove(level[w], level[i], 32);
+      w++;
+    }
+    n = w;
+  }
+  memcpy(root, level[0], 32);
+  return 0;
+}
+
+int qm_merkle_proof(const uint8_t (*leaves)[32], size_t n, size_t index, uint8_t proof[][32]) {
+  if (n == 0 || n > QM_MERKLE_MAX || index >= n) return -EINVAL;
+  static __thread uint8_t level[QM_MERKLE_MAX][32];
+  memcpy(level, leaves, n * 32);
+  int np = 0;
+  while (n > 1) {
+    size_t sib = index ^ 1;
+    if (sib < n) memcpy(proof[np++], level[sib], 32);
+    size_t w = 0;
+    for (size_t i = 0; i < n; i += 2) {
+      if (i + 1 < n) node(level[i], level[i + 1], level[w]);
+      else memmove(level[w], level[i], 32);
+      w++;
+    }
+    n = w;
+    index /= 2;
+  }
+  return np;
+}
+
+int qm_merkle_root_from_proof(const uint8_t leaf[32], size_t index, size_t count, const uint8_t (*proof)[32],
+                              size_t nproof, uint8_t root[32]) {
+  if (count == 0 || count > QM_MERKLE_MAX || index >= count) return -EINVAL;
+  uint8_t cur[32];
+  memcpy(cur, leaf, 32);
+  size_t used = 0, n = count;
+  while (n > 1) {
+    size_t sib = index ^ 1;
+    if (sib < n) {
+      if (used == nproof) return -EINVAL;
+      if (index & 1) node(proof[used], cur, cur);
+      else node(cur, proof[used], cur);
+      used++;
+    }
+    n = (n + 1) / 2;
+    index /= 2;
+  }
+  if (used != nproof) return -EINVAL;
+  memcpy(root, cur, 32);
+  return 0;
+}
+
+void qm_merkle_signed_bytes(const uint8_t root[32], uint32_t count, uint8_t out[QM_BATCH_SIGNED_LEN]) {
+  memcpy(out, "qmesh.v1.batch", 14);
+  out[14] = (uint8_t)(count >> 24);
+  out[15] = (uint8_t)(count >> 16);
+  out[16] = (uint8_t)(count >> 8);
+  out[17] = (uint8_t)count;
+  memcpy(out + 18, root, 32);
+}
