@@ -129,7 +129,24 @@ static int name_of(const uint8_t *data, size_t len, const uint8_t **name, size_t
   return rc < 0 ? rc : -EINVAL;
 }
 
-/* index_message: DescriptorProto: name 1, nested_type 3, enum_type 4. */
+/* index_enum: EnumDescriptorProto: name 1, value 2 (EnumValueDescriptorProto name 1). Enum
+ * values live in the scope around the enum, as in C++. */
+static int index_enum(struct qm_descriptors *d, int file, const char *scope, const uint8_t *data, size_t len) {
+  const uint8_t *name;
+  size_t nlen;
+  char full[QM_DESC_NAME_MAX], v[QM_DESC_NAME_MAX];
+  if (name_of(data, len, &name, &nlen) || add_symbol(d, file, scope, name, nlen, full)) return -EINVAL;
+  struct wire w = {data, data + len};
+  struct field f;
+  int rc;
+  while ((rc = next_field(&w, &f)) == 1)
+    if (f.number == 2 && f.type == 2 &&
+        (name_of(f.data, f.len, &name, &nlen) || add_symbol(d, file, scope, name, nlen, v)))
+      return -EINVAL;
+  return rc;
+}
+
+/* index_message: DescriptorProto: name 1, field 2, nested_type 3, enum_type 4, oneof 8. */
 static int index_message(struct qm_descriptors *d, int file, const char *scope, const uint8_t *data,
                          size_t len, int depth) {
   const uint8_t *name;
@@ -144,10 +161,10 @@ static int index_message(struct qm_descriptors *d, int file, const char *scope, 
   while ((rc = next_field(&w, &f)) == 1) {
     if (f.type != 2) continue;
     if (f.number == 3 && index_message(d, file, full, f.data, f.len, depth + 1)) return -EINVAL;
-    if (f.number == 4) {
-      char e[QM_DESC_NAME_MAX];
-      if (name_of(f.data, f.len, &name, &nlen) || add_symbol(d, file, full, name, nlen, e))
-        return -EINVAL;
+    if (f.number == 4 && index_enum(d, file, full, f.data, f.len)) return -EINVAL;
+    if (f.number == 2 || f.number == 8) { /* fields and oneofs: "pkg.Message.field" */
+      char m[QM_DESC_NAME_MAX];
+      if (name_of(f.data, f.len, &name, &nlen) || add_symbol(d, file, full, name, nlen, m)) return -EINVAL;
     }
   }
   return rc;
@@ -201,9 +218,10 @@ static int index_file(struct qm_descriptors *d, const uint8_t *data, size_t len)
     size_t nlen;
     char full[QM_DESC_NAME_MAX];
     if (f.number == 4 && index_message(d, idx, package, f.data, f.len, 0)) return -EINVAL;
-    if (f.number == 5 &&
-        (name_of(f.data, f.len, &name, &nlen) || add_symbol(d, idx, package, name, nlen, full)))
-      return -EINVAL;
+    (void)name;
+    (void)nlen;
+    (void)full;
+    if (f.number == 5 && index_enum(d, idx, package, f.data, f.len)) return -EINVAL;
     if (f.number == 6 && index_service(d, idx, package, f.data, f.len)) return -EINVAL;
   }
   if (rc < 0) return rc;

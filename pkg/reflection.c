@@ -84,6 +84,7 @@ int qm_reflection_answer(const uint8_t *req, size_t len, const char *const *serv
   Grpc__Reflection__V1__FileDescriptorResponse files = GRPC__REFLECTION__V1__FILE_DESCRIPTOR_RESPONSE__INIT;
   Grpc__Reflection__V1__ListServiceResponse list = GRPC__REFLECTION__V1__LIST_SERVICE_RESPONSE__INIT;
   Grpc__Reflection__V1__ErrorResponse error = GRPC__REFLECTION__V1__ERROR_RESPONSE__INIT;
+  Grpc__Reflection__V1__ExtensionNumberResponse ext = GRPC__REFLECTION__V1__EXTENSION_NUMBER_RESPONSE__INIT;
   Grpc__Reflection__V1__ServiceResponse svc[QM_REFL_SERVICES_MAX];
   Grpc__Reflection__V1__ServiceResponse *svcp[QM_REFL_SERVICES_MAX];
   ProtobufCBinaryData blobs[QM_REFL_FILES_MAX];
@@ -137,8 +138,17 @@ int qm_reflection_answer(const uint8_t *req, size_t len, const char *const *serv
         resp.file_descriptor_response = &files;
       }
       break;
-    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_EXTENSION:
     case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE:
+      /* A known type has no extensions (proto3): an empty list, as the C++ and Go servers say. */
+      if (index_once && qm_descriptors_find_symbol(index_once, in->all_extension_numbers_of_type) >= 0) {
+        ext.base_type_name = in->all_extension_numbers_of_type;
+        resp.message_response_case =
+            GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ALL_EXTENSION_NUMBERS_RESPONSE;
+        resp.all_extension_numbers_response = &ext;
+        break;
+      }
+      __attribute__((fallthrough)); /* an unknown type */
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_EXTENSION:
       /* proto3 files declare no extensions: nothing to find. */
       error.error_code = QM_STATUS_NOT_FOUND;
       error.error_message = "no extensions are declared by these services";

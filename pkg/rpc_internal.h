@@ -52,6 +52,8 @@ struct qm_loop {
 void qm__server_begin_shutdown(struct qm_server *srv);
 void qm__server_cancel_all(struct qm_server *srv);
 int qm__server_done(const struct qm_server *srv);
+/* qm__server_idle: no call is held by a handler (only armed slots remain). */
+int qm__server_idle(const struct qm_server *srv);
 /* Client hook: cancel every call in flight (rpc_client.c). */
 void qm__client_cancel_all(struct qm_loop *loop);
 

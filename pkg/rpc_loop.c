@@ -133,7 +133,11 @@ static void advance_stop(struct qm_loop *loop, int64_t now) {
     loop->hard_stop_ns = now + (int64_t)atomic_load(&loop->grace_ms) * 1000000;
     for (size_t i = 0; i < loop->nservers; i++) qm__server_begin_shutdown(loop->servers[i]);
   }
-  if (!loop->cancelled && now >= loop->hard_stop_ns) {
+  /* Nothing in flight: do not wait out the grace for clients that merely keep a connection
+   * open (libgrpc's shutdown waits for every connection to close). */
+  int idle = loop->ncalls == 0;
+  for (size_t i = 0; idle && i < loop->nservers; i++) idle = qm__server_idle(loop->servers[i]);
+  if (!loop->cancelled && (now >= loop->hard_stop_ns || idle)) {
     loop->cancelled = 1;
     for (size_t i = 0; i < loop->nservers; i++) qm__server_cancel_all(loop->servers[i]);
     qm__client_cancel_all(loop);

@@ -40,6 +40,7 @@ struct qm_server {
   char services[QM_METHODS_MAX][QM_SERVICE_MAX];
   size_t nservices;
   int started, shutting, shutdown_done;
+  uint64_t armed; /* contexts waiting in request_call slots (not held by any handler) */
   struct qm_tag shutdown_tag;
   struct qm_server_stats stats;
 };
@@ -436,6 +437,7 @@ static void on_arrive(struct qm_tag *tag, int ok) {
   struct qm_server *srv = c->srv;
   if (!ok || srv->shutting) {
     /* The server is shutting down: the slot comes back unused (or the call is dropped). */
+    srv->armed--;
     if (ok && c->call) {
       c->arrived = 1;
       end_unary(c, QM_STATUS_UNAVAILABLE, "server is shutting down", NULL, 0);
@@ -445,6 +447,7 @@ static void on_arrive(struct qm_tag *tag, int ok) {
     return;
   }
   c->arrived = 1;
+  srv->armed--;
   arm(srv, c->method); /* keep the slot count constant */
   if (!c->method) {
     srv->stats.unimplemented++;
@@ -493,6 +496,7 @@ static void arm(struct qm_server *srv, struct qm_method *m) {
                                  srv->loop->cq, &c->arrive_tag);
   }
   if (e != GRPC_CALL_OK) call_unref(c);
+  else srv->armed++;
 }
 
 int qm_server_start(struct qm_server *srv, struct qm_err *err) {
@@ -529,6 +533,8 @@ void qm__server_begin_shutdown(struct qm_server *srv) {
 void qm__server_cancel_all(struct qm_server *srv) {
   if (srv->started) grpc_server_cancel_all_calls(srv->server);
 }
+
+int qm__server_idle(const struct qm_server *srv) { return srv->stats.live == srv->armed; }
 
 int qm__server_done(const struct qm_server *srv) {
   return srv->shutdown_done && srv->stats.live == 0;

@@ -34,6 +34,8 @@ int main(void) {
   CHECK(qm_descriptors_find_symbol(d, "grpc.health.v1.Health") >= 0);
   CHECK(qm_descriptors_find_symbol(d, "grpc.reflection.v1alpha.ServerReflection") >= 0);
   CHECK(qm_descriptors_find_symbol(d, "qmesh.v1.Nope") == -1);
+  CHECK_EQ_U(qm_descriptors_find_symbol(d, "qmesh.v1.Artifact.domain"), f);  /* a field */
+  CHECK_EQ_U(qm_descriptors_find_symbol(d, "qmesh.v1.ReportReply.ACCEPTED"), f); /* an enum value */
   CHECK(qm_descriptors_find_file(d, "nope.proto") == -1);
   int closure[8];
   CHECK_EQ_U(qm_descriptors_closure(d, f, closure, 8), 1);
