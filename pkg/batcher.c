@@ -16,7 +16,8 @@
 struct vote {
   uint8_t *outcome;
   size_t len;
-  struct qm_call *call;
+  qm_vote_done_fn done;
+  void *arg;
 };
 
 struct batch {
@@ -63,10 +64,11 @@ static void batch_free(struct batch *bt) {
 }
 
 static void fail_all(struct batch *bt, int status, const char *why) {
+  char msg[400];
+  snprintf(msg, sizeof msg, "provider %s: the auditor did not take the vote: %s", bt->b->key_id, why);
   for (size_t i = 0; i < bt->n; i++) {
     (*bt->b->c.failed)++;
-    qm_call_fail(bt->votes[i].call, status, "provider %s: the auditor did not take the vote: %s", bt->b->key_id,
-                 why);
+    bt->votes[i].done(bt->votes[i].arg, status, msg);
   }
   batch_free(bt);
 }
@@ -102,12 +104,13 @@ static void on_reply(void *arg, int status, const char *details, const uint8_t *
   } else {
     for (size_t i = 0; i < bt->n; i++) {
       if (r->replies[i]->result == QMESH__V1__REPORT_REPLY__RESULT__REJECTED) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "the auditor refused the vote: %s", r->replies[i]->error);
         (*b->c.rejected)++;
-        qm_call_fail(bt->votes[i].call, QM_STATUS_FAILED_PRECONDITION, "the auditor refused the vote: %s",
-                     r->replies[i]->error);
+        bt->votes[i].done(bt->votes[i].arg, QM_STATUS_FAILED_PRECONDITION, msg);
       } else {
         (*b->c.reported)++;
-        qm_call_reply(bt->votes[i].call, NULL, 0);
+        bt->votes[i].done(bt->votes[i].arg, QM_STATUS_OK, "");
       }
     }
     qmesh__v1__report_batch_reply__free_unpacked(r, NULL);
@@ -203,13 +206,13 @@ static void flush(struct qm_batcher *b) {
   send_batch(bt);
 }
 
-int qm_batcher_add(struct qm_batcher *b, const uint8_t *outcome, size_t len, struct qm_call *call) {
+int qm_batcher_add(struct qm_batcher *b, const uint8_t *outcome, size_t len, qm_vote_done_fn done, void *arg) {
   if (b->npending == QM_BATCH_MAX) flush(b);
   if (b->npending == QM_BATCH_MAX) return -ENOMEM;
   uint8_t *copy = malloc(len ? len : 1);
   if (!copy) return -ENOMEM;
   memcpy(copy, outcome, len);
-  b->pending[b->npending++] = (struct vote){copy, len, call};
+  b->pending[b->npending++] = (struct vote){copy, len, done, arg};
   /* Nagle-like: alone, a vote goes at once (low latency); under load, votes gather while
    * batches are in flight and share one signature. */
   if (b->inflight < QM_BATCHES_IN_FLIGHT || b->npending == QM_BATCH_MAX) flush(b);

@@ -27,9 +27,13 @@ struct qm_batcher;
 /* qm_batcher_new: |auditor| and |key| are borrowed; |key_id| is the provider's id. */
 int qm_batcher_new(struct qm_channel *auditor, const char *key_id, const struct qm_key *key,
                    const struct qm_batcher_counters *counters, struct qm_batcher **out);
-/* qm_batcher_add: queues |outcome| (the serialized Outcome, copied); |call| gets its reply
- * when the auditor answered for this vote. 0 or -ENOMEM (then |call| is not touched). */
-int qm_batcher_add(struct qm_batcher *b, const uint8_t *outcome, size_t len, struct qm_call *call);
+/* What becomes of one vote: |status| OK when the auditor took it (accepted, duplicate or
+ * late), else why not. Runs exactly once per added vote. */
+typedef void (*qm_vote_done_fn)(void *arg, int status, const char *why);
+
+/* qm_batcher_add: queues |outcome| (the serialized Outcome, copied); |done(arg, ...)| runs
+ * when the auditor answered for this vote. 0 or -ENOMEM (then |done| never runs). */
+int qm_batcher_add(struct qm_batcher *b, const uint8_t *outcome, size_t len, qm_vote_done_fn done, void *arg);
 /* qm_batcher_tick: resends due retries and flushes what waits; call it every few ms. */
 void qm_batcher_tick(struct qm_batcher *b, int stopping);
 size_t qm_batcher_pending(const struct qm_batcher *b);

@@ -2,6 +2,7 @@
  * in an Artifact, forwards it to its region's hub, answers a constant empty success. It
  * holds no key and never sees an outcome. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,34 +11,121 @@
 #include "roles.h"
 #include "text.h"
 
+struct pending;
+
 struct front {
   struct qm_role *role;
   const struct qm_topology *topo;
   struct qm_channel *hub;
-  void *relay;
+  void *relay_batch;
+  struct pending *pending; /* artifacts waiting for the next batch */
+  size_t npending;
+  size_t outstanding;      /* requests accepted and not yet answered: bounded by POST_QUEUE_MAX */
+  unsigned inflight_batches;
   uint64_t *accepted, *forwarded, *refused_full, *refused_invalid, *hub_failed, *no_seq;
 };
 
+#define QM_FRONT_BATCH_MAX 256     /* artifacts per RelayBatch */
+#define QM_FRONT_BATCHES_IN_FLIGHT 2 /* send at once while fewer are in flight (Nagle-like) */
+
+/* A request waiting for its batch, then for the hub's answer. */
 struct pending {
-  struct front *f;
   struct qm_call *call;
+  uint8_t *artifact;
+  size_t len;
 };
 
-static void on_hub_reply(void *arg, int status, const char *details, const uint8_t *resp, size_t len) {
-  (void)resp;
-  (void)len;
-  struct pending *p = arg;
-  struct front *f = p->f;
+struct relay_batch {
+  struct front *f;
+  struct pending *items;
+  size_t n;
+};
+
+static void answer(struct front *f, struct qm_call *call, int status, const char *why) {
   if (status == QM_STATUS_OK) {
     (*f->forwarded)++;
     /* The constant reply: the same empty message for every accepted request. */
-    qm_call_reply(p->call, NULL, 0);
+    qm_call_reply(call, NULL, 0);
   } else {
     (*f->hub_failed)++;
-    qm_call_fail(p->call, QM_STATUS_UNAVAILABLE, "hub %s did not accept the request: %s: %s",
-                 qm_channel_target(f->hub), qm_status_name(status), details);
+    qm_call_fail(call, QM_STATUS_UNAVAILABLE, "hub %s did not take the request: %s", qm_channel_target(f->hub),
+                 why);
   }
-  free(p);
+}
+
+static void flush(struct front *f);
+
+static void on_hub_reply(void *arg, int status, const char *details, const uint8_t *resp, size_t len) {
+  struct relay_batch *rb = arg;
+  struct front *f = rb->f;
+  Qmesh__V1__BatchReply *r = status == QM_STATUS_OK ? qmesh__v1__batch_reply__unpack(NULL, len, resp) : NULL;
+  char why[300];
+  if (status == QM_STATUS_OK && (!r || r->n_items != rb->n)) {
+    status = QM_STATUS_INTERNAL;
+    details = "the hub's reply does not match the batch";
+  }
+  snprintf(why, sizeof why, "%s: %s", qm_status_name(status), details);
+  for (size_t i = 0; i < rb->n; i++) {
+    if (status != QM_STATUS_OK) answer(f, rb->items[i].call, status, why);
+    else answer(f, rb->items[i].call, (int)r->items[i]->code, r->items[i]->message);
+    free(rb->items[i].artifact);
+  }
+  if (r) qmesh__v1__batch_reply__free_unpacked(r, NULL);
+  f->inflight_batches--;
+  f->outstanding -= rb->n;
+  free(rb->items);
+  free(rb);
+  flush(f); /* what gathered meanwhile goes now */
+}
+
+/* flush: the waiting artifacts as one RelayBatch (their bytes unchanged inside it). */
+static void flush(struct front *f) {
+  if (!f->npending) return;
+  struct relay_batch *rb = malloc(sizeof *rb);
+  ProtobufCBinaryData *arts = malloc(f->npending * sizeof *arts);
+  uint8_t *buf = NULL;
+  if (!rb || !arts) goto oom;
+  Qmesh__V1__ArtifactBatch msg = QMESH__V1__ARTIFACT_BATCH__INIT;
+  for (size_t i = 0; i < f->npending; i++) {
+    arts[i].data = f->pending[i].artifact;
+    arts[i].len = f->pending[i].len;
+  }
+  msg.n_artifacts = f->npending;
+  msg.artifacts = arts;
+  size_t len = qmesh__v1__artifact_batch__get_packed_size(&msg);
+  buf = malloc(len ? len : 1);
+  rb->items = malloc(f->npending * sizeof *rb->items);
+  if (!buf || !rb->items) goto oom;
+  qmesh__v1__artifact_batch__pack(&msg, buf);
+  memcpy(rb->items, f->pending, f->npending * sizeof *rb->items);
+  rb->n = f->npending;
+  rb->f = f;
+  f->npending = 0;
+  int rc = qm_channel_call(f->hub, f->relay_batch, buf, len, NULL, 0, QM_HOP_TIMEOUT_MS, 1, on_hub_reply, rb);
+  if (rc) {
+    for (size_t i = 0; i < rb->n; i++) {
+      answer(f, rb->items[i].call, QM_STATUS_UNAVAILABLE, rc == -ENOBUFS ? "queue full" : "cannot start the call");
+      free(rb->items[i].artifact);
+    }
+    f->outstanding -= rb->n;
+    free(rb->items);
+    free(rb);
+  } else {
+    f->inflight_batches++;
+  }
+  free(arts);
+  free(buf);
+  return;
+oom:
+  if (rb) free(rb->items);
+  free(rb);
+  free(arts);
+  free(buf); /* the artifacts stay pending; the tick tries again */
+}
+
+static void on_tick(void *arg) {
+  struct front *f = arg;
+  if (f->npending && f->inflight_batches < QM_FRONT_BATCHES_IN_FLIGHT) flush(f);
 }
 
 /* metadata_text: a metadata value as text; -EINVAL if not printable ASCII / too long. */
@@ -102,29 +190,24 @@ static void on_submit(void *ctx, struct qm_call *call, const uint8_t *req, size_
   a.sequence = seq;
   a.front_id = (char *)qm_role_id(f->role);
   a.accepted_unix_nanos = qm_now_ns();
-  uint8_t buf[2 * QM_RPC_MD_VALUE_MAX + 256];
-  size_t n = qmesh__v1__artifact__pack(&a, buf);
-  struct pending *p = malloc(sizeof *p);
-  if (!p) {
+  if (f->outstanding >= f->topo->post_queue_max) {
+    /* POST_QUEUE_MAX requests already wait here: refuse, visibly. */
+    (*f->refused_full)++;
+    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "front %s: %zu requests outstanding (POST_QUEUE_MAX=%u)",
+                 qm_role_id(f->role), f->outstanding, f->topo->post_queue_max);
+    goto done;
+  }
+  size_t n = qmesh__v1__artifact__get_packed_size(&a);
+  uint8_t *buf = malloc(n ? n : 1);
+  if (!buf) {
     qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     goto done;
   }
-  p->f = f;
-  p->call = call;
+  qmesh__v1__artifact__pack(&a, buf);
   (*f->accepted)++;
-  rc = qm_channel_call(f->hub, f->relay, buf, n, NULL, 0, QM_HOP_TIMEOUT_MS, 1, on_hub_reply, p);
-  if (rc == -ENOBUFS) {
-    /* WORKER_COUNT calls in flight and POST_QUEUE_MAX waiting: refuse, visibly. */
-    free(p);
-    (*f->accepted)--;
-    (*f->refused_full)++;
-    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "front %s: queue to %s is full (POST_QUEUE_MAX=%u)",
-                 qm_role_id(f->role), qm_channel_target(f->hub), f->topo->post_queue_max);
-  } else if (rc) {
-    free(p);
-    (*f->hub_failed)++;
-    qm_call_fail(call, QM_STATUS_UNAVAILABLE, "cannot reach hub %s", qm_channel_target(f->hub));
-  }
+  f->outstanding++;
+  f->pending[f->npending++] = (struct pending){call, buf, n};
+  if (f->npending == QM_FRONT_BATCH_MAX || f->inflight_batches < QM_FRONT_BATCHES_IN_FLIGHT) flush(f);
 done:
   qmesh__v1__submit_request__free_unpacked(in, NULL);
 }
@@ -141,7 +224,14 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
     return rc;
   }
   qm_channel_set_limits(f->hub, f->topo->worker_count, f->topo->post_queue_max);
-  f->relay = qm_channel_method(f->hub, "/qmesh.v1.Hub/Relay");
+  f->relay_batch = qm_channel_method(f->hub, "/qmesh.v1.Hub/RelayBatch");
+  f->pending = calloc(QM_FRONT_BATCH_MAX, sizeof *f->pending);
+  if (!f->pending || qm_loop_add_tick(qm_role_loop(r), 2, on_tick, f)) {
+    qm_channel_free(f->hub);
+    free(f->pending);
+    free(f);
+    return qm_err_set(err, -ENOMEM, "out of memory");
+  }
   qm_role_add_upstream(r, reg->hub.advertise);
   f->accepted = qm_role_counter(r, "submit_accepted");
   f->forwarded = qm_role_counter(r, "submit_forwarded");
@@ -154,6 +244,7 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   if (!rc) rc = qm_role_add_stats_method(r, "/qmesh.v1.Front/Stats");
   if (rc) {
     qm_channel_free(f->hub);
+    free(f->pending);
     free(f);
     return qm_err_set(err, rc, "cannot register the Front service");
   }
@@ -163,6 +254,8 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
 
 static void teardown(void *state) {
   struct front *f = state;
+  for (size_t i = 0; i < f->npending; i++) free(f->pending[i].artifact);
+  free(f->pending);
   qm_channel_free(f->hub);
   free(f);
 }

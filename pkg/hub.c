@@ -13,26 +13,64 @@ struct hub {
   struct qm_role *role;
   size_t nproviders;
   struct qm_channel **providers;
-  void **evaluate;
+  void **evaluate, **evaluate_batch;
   const char *front_id; /* the only peer allowed to relay through this hub (mutual TLS) */
   uint64_t *refused_unauthorized;
   uint64_t *received, *relays, *relay_failed, *refused_full, *refused_invalid, *undelivered;
 };
 
-/* One Artifact's fan-out: the reply goes to the front when every provider answered. */
+/* One fan-out (an Artifact, or a batch of them): the reply goes to the front when every
+ * provider answered. */
 struct fanout {
   struct hub *h;
   struct qm_call *call;
-  size_t waiting, delivered;
+  int batch;            /* RelayBatch: one status per artifact */
+  size_t waiting, nitems;
   char last_error[160];
+  size_t delivered[];   /* per artifact: providers that took it */
 };
+
+static void reply_batch(struct fanout *fo) {
+  struct hub *h = fo->h;
+  Qmesh__V1__ItemStatus *st = calloc(fo->nitems ? fo->nitems : 1, sizeof *st);
+  Qmesh__V1__ItemStatus **sp = calloc(fo->nitems ? fo->nitems : 1, sizeof *sp);
+  uint8_t *buf = NULL;
+  char why[200];
+  snprintf(why, sizeof why, "hub %s reached no provider: %s", qm_role_id(h->role), fo->last_error);
+  if (st && sp) {
+    for (size_t i = 0; i < fo->nitems; i++) {
+      qmesh__v1__item_status__init(&st[i]);
+      if (!fo->delivered[i]) {
+        (*h->undelivered)++;
+        st[i].code = QM_STATUS_UNAVAILABLE;
+        st[i].message = why;
+      }
+      sp[i] = &st[i];
+    }
+    Qmesh__V1__BatchReply r = QMESH__V1__BATCH_REPLY__INIT;
+    r.n_items = fo->nitems;
+    r.items = sp;
+    size_t len = qmesh__v1__batch_reply__get_packed_size(&r);
+    buf = malloc(len ? len : 1);
+    if (buf) {
+      qmesh__v1__batch_reply__pack(&r, buf);
+      qm_call_reply(fo->call, buf, len);
+    }
+  }
+  if (!buf) qm_call_fail(fo->call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  free(buf);
+  free(st);
+  free(sp);
+}
 
 static void finish_fanout(struct fanout *fo) {
   struct hub *h = fo->h;
   /* Delivered to at least one provider: the auditor decides with what arrives (a provider
    * that is down makes the request incomplete, counted there). Nobody reached: the front
    * must know, so the requester can fail over. */
-  if (fo->delivered) {
+  if (fo->batch) {
+    reply_batch(fo);
+  } else if (fo->delivered[0]) {
     qm_call_reply(fo->call, NULL, 0);
   } else {
     (*h->undelivered)++;
@@ -43,27 +81,72 @@ static void finish_fanout(struct fanout *fo) {
 }
 
 static void on_provider_reply(void *arg, int status, const char *details, const uint8_t *resp, size_t len) {
-  (void)resp;
-  (void)len;
   struct fanout *fo = arg;
+  Qmesh__V1__BatchReply *r = NULL;
+  if (status == QM_STATUS_OK && fo->batch) {
+    r = qmesh__v1__batch_reply__unpack(NULL, len, resp);
+    if (!r || r->n_items != fo->nitems) {
+      status = QM_STATUS_INTERNAL;
+      details = "the provider's reply does not match the batch";
+    }
+  }
   if (status == QM_STATUS_OK) {
-    fo->delivered++;
+    for (size_t i = 0; i < fo->nitems; i++) {
+      if (!r || r->items[i]->code == QM_STATUS_OK) fo->delivered[i]++;
+      else snprintf(fo->last_error, sizeof fo->last_error, "%.140s", r->items[i]->message);
+    }
   } else {
-    (*fo->h->relay_failed)++;
+    (*fo->h->relay_failed) += fo->nitems;
     snprintf(fo->last_error, sizeof fo->last_error, "%s: %.120s", qm_status_name(status), details);
   }
+  if (r) qmesh__v1__batch_reply__free_unpacked(r, NULL);
   if (--fo->waiting == 0) finish_fanout(fo);
+}
+
+/* relay: the received bytes, unchanged, to every provider. */
+static void relay(struct hub *h, struct qm_call *call, const uint8_t *req, size_t len, size_t nitems, int batch) {
+  for (size_t i = 0; i < h->nproviders; i++) {
+    if (!qm_channel_has_room(h->providers[i])) {
+      /* All or nothing: a partial fan-out would make the request incomplete by design. */
+      (*h->refused_full) += nitems;
+      qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "hub %s: queue to %s is full (POST_QUEUE_MAX)",
+                   qm_role_id(h->role), qm_channel_target(h->providers[i]));
+      return;
+    }
+  }
+  struct fanout *fo = calloc(1, sizeof *fo + (nitems ? nitems : 1) * sizeof fo->delivered[0]);
+  if (!fo) {
+    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  fo->h = h;
+  fo->call = call;
+  fo->batch = batch;
+  fo->nitems = nitems;
+  fo->waiting = h->nproviders;
+  snprintf(fo->last_error, sizeof fo->last_error, "no provider answered");
+  for (size_t i = 0; i < h->nproviders; i++) {
+    (*h->relays) += nitems; /* fan-out posts issued, one per artifact and provider */
+    /* Not wait-for-ready: a provider that is down fails fast instead of holding every
+     * request for the whole deadline; the auditor decides without it (incomplete). */
+    if (qm_channel_call(h->providers[i], batch ? h->evaluate_batch[i] : h->evaluate[i], req, len, NULL, 0,
+                        QM_HOP_TIMEOUT_MS, 0, on_provider_reply, fo) != 0)
+      on_provider_reply(fo, QM_STATUS_UNAVAILABLE, "cannot start the call", NULL, 0);
+  }
+}
+
+static int peer_ok(struct hub *h, struct qm_call *call) {
+  char peer[QM_ID_MAX];
+  if (qm_role_peer_allowed(call, &h->front_id, 1, peer, sizeof peer)) return 1;
+  (*h->refused_unauthorized)++;
+  qm_call_fail(call, QM_STATUS_PERMISSION_DENIED, "hub %s relays only for front %s, not for '%s'",
+               qm_role_id(h->role), h->front_id, peer);
+  return 0;
 }
 
 static void on_relay(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
   struct hub *h = ctx;
-  char peer[QM_ID_MAX];
-  if (!qm_role_peer_allowed(call, &h->front_id, 1, peer, sizeof peer)) {
-    (*h->refused_unauthorized)++;
-    qm_call_fail(call, QM_STATUS_PERMISSION_DENIED, "hub %s relays only for front %s, not for '%s'",
-                 qm_role_id(h->role), h->front_id, peer);
-    return;
-  }
+  if (!peer_ok(h, call)) return;
   (*h->received)++;
   /* Envelope check only: garbage is refused, the bytes relayed are the bytes received. */
   Qmesh__V1__Artifact *a = qmesh__v1__artifact__unpack(NULL, len, req);
@@ -73,32 +156,22 @@ static void on_relay(void *ctx, struct qm_call *call, const uint8_t *req, size_t
     return;
   }
   qmesh__v1__artifact__free_unpacked(a, NULL);
-  for (size_t i = 0; i < h->nproviders; i++) {
-    if (!qm_channel_has_room(h->providers[i])) {
-      /* All or nothing: a partial fan-out would make the request incomplete by design. */
-      (*h->refused_full)++;
-      qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "hub %s: queue to %s is full (POST_QUEUE_MAX)",
-                   qm_role_id(h->role), qm_channel_target(h->providers[i]));
-      return;
-    }
-  }
-  struct fanout *fo = calloc(1, sizeof *fo);
-  if (!fo) {
-    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  relay(h, call, req, len, 1, 0);
+}
+
+static void on_relay_batch(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
+  struct hub *h = ctx;
+  if (!peer_ok(h, call)) return;
+  Qmesh__V1__ArtifactBatch *b = qmesh__v1__artifact_batch__unpack(NULL, len, req);
+  if (!b) {
+    (*h->refused_invalid)++;
+    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "malformed ArtifactBatch");
     return;
   }
-  fo->h = h;
-  fo->call = call;
-  fo->waiting = h->nproviders;
-  snprintf(fo->last_error, sizeof fo->last_error, "no provider answered");
-  for (size_t i = 0; i < h->nproviders; i++) {
-    (*h->relays)++;
-    /* Not wait-for-ready: a provider that is down fails fast instead of holding every
-     * request for the whole deadline; the auditor decides without it (incomplete). */
-    if (qm_channel_call(h->providers[i], h->evaluate[i], req, len, NULL, 0, QM_HOP_TIMEOUT_MS, 0,
-                        on_provider_reply, fo) != 0)
-      on_provider_reply(fo, QM_STATUS_UNAVAILABLE, "cannot start the call", NULL, 0);
-  }
+  size_t n = b->n_artifacts;
+  qmesh__v1__artifact_batch__free_unpacked(b, NULL);
+  (*h->received) += n;
+  relay(h, call, req, len, n, 1);
 }
 
 static void teardown(void *state) {
@@ -106,6 +179,7 @@ static void teardown(void *state) {
   for (size_t i = 0; i < h->nproviders; i++) qm_channel_free(h->providers[i]);
   free(h->providers);
   free(h->evaluate);
+  free(h->evaluate_batch);
   free(h);
 }
 
@@ -116,13 +190,15 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   h->role = r;
   h->providers = calloc(t->nproviders, sizeof *h->providers);
   h->evaluate = calloc(t->nproviders, sizeof *h->evaluate);
-  int rc = (h->providers && h->evaluate) ? 0 : qm_err_set(err, -ENOMEM, "out of memory");
+  h->evaluate_batch = calloc(t->nproviders, sizeof *h->evaluate_batch);
+  int rc = (h->providers && h->evaluate && h->evaluate_batch) ? 0 : qm_err_set(err, -ENOMEM, "out of memory");
   for (size_t i = 0; !rc && i < t->nproviders; i++) {
     rc = qm_channel_new(qm_role_loop(r), t->providers[i].ep.advertise, t->providers[i].ep.id, &h->providers[i], err);
     if (rc) break;
     h->nproviders++;
     qm_channel_set_limits(h->providers[i], t->worker_count, t->post_queue_max);
     h->evaluate[i] = qm_channel_method(h->providers[i], "/qmesh.v1.Provider/Evaluate");
+    h->evaluate_batch[i] = qm_channel_method(h->providers[i], "/qmesh.v1.Provider/EvaluateBatch");
     qm_role_add_upstream(r, t->providers[i].ep.advertise);
   }
   h->front_id = qm_topology_find_region_of(t, qm_role_id(r))->front.id;
@@ -133,8 +209,9 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   h->refused_full = qm_role_counter(r, "refused_full");
   h->refused_invalid = qm_role_counter(r, "refused_invalid");
   h->undelivered = qm_role_counter(r, "artifacts_undelivered");
-  struct qm_method_spec relay = {.path = "/qmesh.v1.Hub/Relay", .unary = on_relay, .ctx = h};
-  if (!rc && (qm_server_add_method(qm_role_server(r), &relay) ||
+  struct qm_method_spec relay1 = {.path = "/qmesh.v1.Hub/Relay", .unary = on_relay, .ctx = h};
+  struct qm_method_spec relayn = {.path = "/qmesh.v1.Hub/RelayBatch", .unary = on_relay_batch, .ctx = h};
+  if (!rc && (qm_server_add_method(qm_role_server(r), &relay1) || qm_server_add_method(qm_role_server(r), &relayn) ||
               qm_role_add_stats_method(r, "/qmesh.v1.Hub/Stats")))
     rc = qm_err_set(err, -EINVAL, "cannot register the Hub service");
   if (rc) {

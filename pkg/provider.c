@@ -41,44 +41,33 @@ static size_t domain_index(const struct qm_topology *t, const char *domain) {
   return t->ndomains;
 }
 
-static void on_evaluate(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
-  struct provider *p = ctx;
-  char peer[QM_ID_MAX];
-  if (!qm_role_peer_allowed(call, p->hub_ids, p->topo->nregions, peer, sizeof peer)) {
-    (*p->refused_unauthorized)++;
-    qm_call_fail(call, QM_STATUS_PERMISSION_DENIED, "provider %s evaluates only for hubs, not for '%s'",
-                 qm_role_id(p->role), peer);
-    return;
-  }
+/* decide: the provider's whole authority over one Artifact: score, threshold, the Byzantine
+ * flip, and the Outcome bytes to sign. Returns a gRPC status (|why| filled when not OK);
+ * on OK |*outcome| is malloc'd. */
+static int decide(struct provider *p, const uint8_t *req, size_t len, uint8_t **outcome, size_t *olen, char *why,
+                  size_t cap) {
   Qmesh__V1__Artifact *a = qmesh__v1__artifact__unpack(NULL, len, req);
   if (!a) {
     (*p->refused_invalid)++;
-    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "malformed Artifact");
-    return;
+    snprintf(why, cap, "malformed Artifact");
+    return QM_STATUS_INVALID_ARGUMENT;
   }
   if (a->request_repr.len != 32) {
     (*p->refused_invalid)++;
-    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "request_repr must be 32 bytes, got %zu", a->request_repr.len);
+    snprintf(why, cap, "request_repr must be 32 bytes, got %zu", a->request_repr.len);
     qmesh__v1__artifact__free_unpacked(a, NULL);
-    return;
-  }
-  if (!qm_channel_has_room(p->auditor)) {
-    (*p->refused_full)++;
-    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "provider %s: queue to the auditor is full (POST_QUEUE_MAX)",
-                 qm_role_id(p->role));
-    qmesh__v1__artifact__free_unpacked(a, NULL);
-    return;
+    return QM_STATUS_INVALID_ARGUMENT;
   }
   (*p->evaluated)++;
   const struct qm_topology *t = p->topo;
-  double score = qm_decision_score(p->self->score_secret, p->self->score_secret_len, p->self->ep.id,
-                                   a->domain, a->request_repr.data, a->verification_context,
-                                   strlen(a->verification_context), t->expected_context);
+  double score = qm_decision_score(p->self->score_secret, p->self->score_secret_len, p->self->ep.id, a->domain,
+                                   a->request_repr.data, a->verification_context, strlen(a->verification_context),
+                                   t->expected_context);
   size_t d = domain_index(t, a->domain);
   if (d == t->ndomains) (*p->unknown_domain)++;
-  int honest = score >= qm_topology_threshold(t, a->domain);
-  int initiated = qm_decision_initiated(score, qm_topology_threshold(t, a->domain), p->byzantine,
-                                        a->sequence, p->byzantine_at);
+  double threshold = qm_topology_threshold(t, a->domain);
+  int honest = score >= threshold;
+  int initiated = qm_decision_initiated(score, threshold, p->byzantine, a->sequence, p->byzantine_at);
   if (initiated != honest) (*p->flipped)++;
   if (initiated) {
     (*p->initiated)++;
@@ -91,17 +80,133 @@ static void on_evaluate(void *ctx, struct qm_call *call, const uint8_t *req, siz
   o.initiated = initiated;
   o.sequence = a->sequence;
   o.decided_unix_nanos = qm_now_ns();
-  size_t olen = qmesh__v1__outcome__get_packed_size(&o);
-  uint8_t *obuf = malloc(olen ? olen : 1);
-  if (!obuf) {
-    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  *olen = qmesh__v1__outcome__get_packed_size(&o);
+  *outcome = malloc(*olen ? *olen : 1);
+  int status = QM_STATUS_OK;
+  if (*outcome) {
+    qmesh__v1__outcome__pack(&o, *outcome); /* these bytes are what gets signed */
   } else {
-    qmesh__v1__outcome__pack(&o, obuf);
-    /* These bytes are what gets signed (as a leaf of the batch's Merkle tree). */
-    if (qm_batcher_add(p->batcher, obuf, olen, call)) qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    snprintf(why, cap, "out of memory");
+    status = QM_STATUS_RESOURCE_EXHAUSTED;
   }
-  free(obuf);
   qmesh__v1__artifact__free_unpacked(a, NULL);
+  return status;
+}
+
+static int peer_ok(struct provider *p, struct qm_call *call) {
+  char peer[QM_ID_MAX];
+  if (qm_role_peer_allowed(call, p->hub_ids, p->topo->nregions, peer, sizeof peer)) return 1;
+  (*p->refused_unauthorized)++;
+  qm_call_fail(call, QM_STATUS_PERMISSION_DENIED, "provider %s evaluates only for hubs, not for '%s'",
+               qm_role_id(p->role), peer);
+  return 0;
+}
+
+static void unary_done(void *arg, int status, const char *why) {
+  if (status == QM_STATUS_OK) qm_call_reply(arg, NULL, 0);
+  else qm_call_fail(arg, status, "%s", why);
+}
+
+static void on_evaluate(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
+  struct provider *p = ctx;
+  char why[200];
+  uint8_t *outcome = NULL;
+  size_t olen = 0;
+  if (!peer_ok(p, call)) return;
+  int status = decide(p, req, len, &outcome, &olen, why, sizeof why);
+  if (status == QM_STATUS_OK && qm_batcher_add(p->batcher, outcome, olen, unary_done, call)) {
+    status = QM_STATUS_RESOURCE_EXHAUSTED;
+    snprintf(why, sizeof why, "provider %s: too many votes waiting for the auditor", qm_role_id(p->role));
+  }
+  if (status != QM_STATUS_OK) {
+    if (status == QM_STATUS_RESOURCE_EXHAUSTED) (*p->refused_full)++;
+    qm_call_fail(call, status, "%s", why);
+  }
+  free(outcome);
+}
+
+/* A batch of artifacts from a hub: one reply when every vote has an answer. */
+struct eval_batch {
+  struct provider *p;
+  struct qm_call *call;
+  size_t n, remaining;
+  struct eval_item {
+    struct eval_batch *batch;
+    int status;
+    char why[160];
+  } items[];
+};
+
+static void finish_batch(struct eval_batch *eb) {
+  Qmesh__V1__ItemStatus *st = calloc(eb->n ? eb->n : 1, sizeof *st);
+  Qmesh__V1__ItemStatus **sp = calloc(eb->n ? eb->n : 1, sizeof *sp);
+  uint8_t *buf = NULL;
+  if (st && sp) {
+    for (size_t i = 0; i < eb->n; i++) {
+      qmesh__v1__item_status__init(&st[i]);
+      st[i].code = (uint32_t)eb->items[i].status;
+      st[i].message = eb->items[i].why;
+      sp[i] = &st[i];
+    }
+    Qmesh__V1__BatchReply r = QMESH__V1__BATCH_REPLY__INIT;
+    r.n_items = eb->n;
+    r.items = sp;
+    size_t len = qmesh__v1__batch_reply__get_packed_size(&r);
+    buf = malloc(len ? len : 1);
+    if (buf) {
+      qmesh__v1__batch_reply__pack(&r, buf);
+      qm_call_reply(eb->call, buf, len);
+    }
+  }
+  if (!buf) qm_call_fail(eb->call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  free(buf);
+  free(st);
+  free(sp);
+  free(eb);
+}
+
+static void item_done(void *arg, int status, const char *why) {
+  struct eval_item *it = arg;
+  it->status = status;
+  if (why != it->why) snprintf(it->why, sizeof it->why, "%s", why);
+  if (--it->batch->remaining == 0) finish_batch(it->batch);
+}
+
+static void on_evaluate_batch(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
+  struct provider *p = ctx;
+  if (!peer_ok(p, call)) return;
+  Qmesh__V1__ArtifactBatch *in = qmesh__v1__artifact_batch__unpack(NULL, len, req);
+  if (!in) {
+    (*p->refused_invalid)++;
+    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "malformed ArtifactBatch");
+    return;
+  }
+  struct eval_batch *eb = calloc(1, sizeof *eb + in->n_artifacts * sizeof eb->items[0]);
+  if (!eb) {
+    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    qmesh__v1__artifact_batch__free_unpacked(in, NULL);
+    return;
+  }
+  eb->p = p;
+  eb->call = call;
+  eb->n = in->n_artifacts;
+  eb->remaining = in->n_artifacts + 1; /* +1: held until every item was started */
+  for (size_t i = 0; i < in->n_artifacts; i++) {
+    struct eval_item *it = &eb->items[i];
+    it->batch = eb;
+    uint8_t *outcome = NULL;
+    size_t olen = 0;
+    int status = decide(p, in->artifacts[i].data, in->artifacts[i].len, &outcome, &olen, it->why, sizeof it->why);
+    if (status == QM_STATUS_OK && qm_batcher_add(p->batcher, outcome, olen, item_done, it)) {
+      (*p->refused_full)++;
+      status = QM_STATUS_RESOURCE_EXHAUSTED;
+      snprintf(it->why, sizeof it->why, "too many votes waiting for the auditor");
+    }
+    free(outcome);
+    if (status != QM_STATUS_OK) item_done(it, status, it->why);
+  }
+  qmesh__v1__artifact_batch__free_unpacked(in, NULL);
+  if (--eb->remaining == 0) finish_batch(eb);
 }
 
 static void teardown(void *state) {
@@ -186,7 +291,8 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
     if (!p->initiated_by_domain[i]) rc = qm_err_set(err, -ENOSPC, "too many domains for the counter table");
   }
   struct qm_method_spec eval = {.path = "/qmesh.v1.Provider/Evaluate", .unary = on_evaluate, .ctx = p};
-  if (!rc && (qm_server_add_method(qm_role_server(r), &eval) ||
+  struct qm_method_spec eval_batch = {.path = "/qmesh.v1.Provider/EvaluateBatch", .unary = on_evaluate_batch, .ctx = p};
+  if (!rc && (qm_server_add_method(qm_role_server(r), &eval) || qm_server_add_method(qm_role_server(r), &eval_batch) ||
               qm_role_add_stats_method(r, "/qmesh.v1.Provider/Stats")))
     rc = qm_err_set(err, -EINVAL, "cannot register the Provider service");
   if (rc) {

@@ -165,9 +165,16 @@ def fake_provider(pid):
     def handler(request, context):
         captured.setdefault(pid, []).append(request)
         return b""
+
+    def batch_handler(request, context):
+        captured.setdefault(pid + "/batch", []).append(request)
+        n = len(pb.ArtifactBatch.FromString(request).artifacts)
+        return pb.BatchReply(items=[pb.ItemStatus() for _ in range(n)]).SerializeToString()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     rpc = grpc.unary_unary_rpc_method_handler(handler)  # raw bytes in, raw bytes out
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("qmesh.v1.Provider", {"Evaluate": rpc})])
+    rpcn = grpc.unary_unary_rpc_method_handler(batch_handler)
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "qmesh.v1.Provider", {"Evaluate": rpc, "EvaluateBatch": rpcn})])
     return server
 
 
@@ -194,8 +201,12 @@ with grpc.insecure_channel("127.0.0.1:%d" % fport[1]) as ch:
     relay = ch.unary_unary("/qmesh.v1.Hub/Relay")
     for a in (artifact, artifact_plus):
         R.eq(relay(a, timeout=10), b"", "hub relays")
+    batch = pb.ArtifactBatch(artifacts=[artifact, artifact_plus]).SerializeToString() + bytes([0xa0, 0x06, 0x01])
+    reply = pb.BatchReply.FromString(ch.unary_unary("/qmesh.v1.Hub/RelayBatch")(batch, timeout=10))
+    R.eq([i.code for i in reply.items], [0, 0], "hub relays a batch")
 for pid in ("PROVIDER_A", "PROVIDER_B", "PROVIDER_C"):
     R.eq(captured.get(pid), [artifact, artifact_plus], "%s received byte-identical artifacts" % pid)
+    R.eq(captured.get(pid + "/batch"), [batch], "%s received the byte-identical batch" % pid)
 meshlib.stop(hub)
 for s in fakes:
     s.stop(0)
