@@ -161,9 +161,13 @@ void qm_loop_run(struct qm_loop *loop) {
   for (;;) {
     int64_t now = qm_mono_ns();
     if (atomic_load(&loop->stop_requested)) advance_stop(loop, now);
+    /* Sleep until the next tick is due (at most QM_LOOP_WAKE_MS, to notice a stop). */
+    int64_t wait_ns = (int64_t)QM_LOOP_WAKE_MS * 1000000;
+    for (size_t i = 0; i < loop->nticks; i++)
+      if (loop->ticks[i].next_ns - now < wait_ns) wait_ns = loop->ticks[i].next_ns - now;
+    if (wait_ns < 0) wait_ns = 0;
     grpc_event ev = grpc_completion_queue_next(
-        loop->cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(QM_LOOP_WAKE_MS, GPR_TIMESPAN)),
-        NULL);
+        loop->cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_nanos(wait_ns, GPR_TIMESPAN)), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
     if (ev.type == GRPC_OP_COMPLETE) {
       struct qm_tag *tag = ev.tag;
