@@ -25,6 +25,8 @@
 #define QM_HTTP_DISCARD_MAX (1u << 20) /* body bytes past the limit read before closing */
 #define QM_HTTP_SUBMIT_TIMEOUT_MS (QM_HOP_TIMEOUT_MS + 5000) /* the front's hop, and some */
 
+_Static_assert(QM_HTTP_BODY_MAX == 65536, "the 413 messages say 65536");
+
 /* The ingress' status codes, counted per code. */
 static const unsigned ingress_codes[] = {204, 400, 404, 405, 413, 429, 500, 503};
 #define QM_HTTP_NCODES (sizeof ingress_codes / sizeof ingress_codes[0])
@@ -257,7 +259,8 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c, const cha
   }
   if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
     return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD", "%s: use GET /metrics\n", method);
-  if (strcmp(url, "/metrics") != 0) return reply_text(c, MHD_HTTP_NOT_FOUND, NULL, "not found: %s (try /metrics)\n", url);
+  if (strcmp(url, "/metrics") != 0)
+    return reply_text(c, MHD_HTTP_NOT_FOUND, NULL, "not found: %s (try /metrics)\n", url);
   struct qm_text t;
   char why[600];
   qm_text_init(&t, QM_METRICS_TEXT_MAX);
@@ -412,7 +415,7 @@ static int start_daemon(struct qm_http *h, const char *addr, int ingress, unsign
   /* The ingress blocks on Submit (up to the front's hop deadline): one thread per connection,
    * as many threads as the connection limit. /metrics is quick: one polling thread. */
   if (ingress) flags |= MHD_USE_THREAD_PER_CONNECTION;
-  if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+  if (ai->ai_family == AF_INET6) flags |= MHD_USE_DUAL_STACK; /* like gRPC's [::] */
   struct MHD_Daemon *d =
       MHD_start_daemon(flags, (uint16_t)p, NULL, NULL, ingress ? on_ingress : on_metrics, h,
                        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, max_conn,
@@ -455,7 +458,8 @@ int qm_http_start(const struct qm_http_options *o, struct qm_http **out, struct 
       rc = qm_err_set(err, -EINVAL, "http: no gRPC address to call");
       goto fail;
     }
-    if ((rc = qm_sync_channel_new(h->target, &h->ch, err))) goto fail;
+    /* With mutual TLS the role's own certificate is both ends' identity. */
+    if ((rc = qm_sync_channel_new(h->target, h->id[0] ? h->id : NULL, &h->ch, err))) goto fail;
   }
   for (int ingress = 0; ingress < 2; ingress++) {
     const char *addr = ingress ? o->ingress_addr : o->metrics_addr;

@@ -36,6 +36,12 @@ static const struct {
     {"rejected_unknown_signer", "Reports signed by no known provider."},
     {"rejected_bad_signature", "Reports whose signature did not verify."},
     {"rejected_signer_mismatch", "Reports signed by one provider for another's outcome."},
+    {"report_batches", "Batches of signed outcomes the provider sent to the auditor."},
+    {"report_retries", "Reports the provider offered the auditor again after a failure."},
+    {"report_rejected", "Signed outcomes the auditor refused."},
+    {"audit_log_failed", "Audit log appends that failed."},
+    {"audit_log_replayed", "Audit log records replayed at start."},
+    {"refused_unauthorized", "Calls refused: the peer's certificate is not allowed to make them."},
     {"refused_full", "Calls refused because a bounded queue or table was full."},
     {"refused_invalid", "Calls refused as malformed."},
     {"rpc_calls", "gRPC calls accepted on registered methods."},
@@ -239,8 +245,9 @@ int qm_metrics_render(struct qm_text *out, const struct qm_metrics_role *r,
   render_counters(&x);
   if (h) render_http(&x, h);
   /* Written last and never deduplicated: it counts what was left out above. */
-  qm_text_printf(out, "# HELP qmesh_metrics_skipped Metric families left out of this page (duplicate or invalid name).\n"
-                      "# TYPE qmesh_metrics_skipped gauge\n");
+  qm_text_printf(out,
+                 "# HELP qmesh_metrics_skipped Metric families left out of this page (duplicate or invalid name).\n"
+                 "# TYPE qmesh_metrics_skipped gauge\n");
   sample_start(&x, "qmesh_metrics_skipped");
   sample_u64(&x, x.seen.skipped);
   free(x.seen.names);

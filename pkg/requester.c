@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "latency.h"
 #include "qmesh/v1/qmesh.pb-c.h"
 #include "rpc.h"
 
@@ -20,6 +21,7 @@ struct slot {
   unsigned attempts; /* regions tried for this request */
   unsigned busy;     /* RESOURCE_EXHAUSTED answers so far */
   int64_t due_ns;    /* when a backed-off retry is due */
+  int64_t submit_ns; /* first submit of this request (monotonic), for opts.latency */
   struct slot *next_due;
 };
 
@@ -55,6 +57,7 @@ static void on_reply(void *arg, int status, const char *details, const uint8_t *
     r->res->accepted++;
     r->res->per_region[s->region]++;
     r->res->last_ack_ns = qm_now_ns();
+    if (r->o->latency) qm_latency_record(r->o->latency, qm_mono_ns() - s->submit_ns);
   } else if ((status == QM_STATUS_UNAVAILABLE || status == QM_STATUS_DEADLINE_EXCEEDED) &&
              s->attempts < r->nregions) {
     /* The front is unreachable: move this requester to the next region and resend. */
@@ -120,6 +123,7 @@ static void issue_next(struct run *r, struct slot *s) {
   s->attempts = 1;
   s->busy = 0;
   if (!r->res->first_submit_ns) r->res->first_submit_ns = qm_now_ns();
+  s->submit_ns = qm_mono_ns();
   send_slot(r, s);
 }
 

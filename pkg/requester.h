@@ -11,6 +11,8 @@
 #include "stream.h"
 #include "topology.h"
 
+struct qm_latency;
+
 struct qm_requester_opts {
   const struct qm_topology *topo; /* borrowed */
   unsigned concurrency;           /* in flight, >= 1 */
@@ -18,6 +20,8 @@ struct qm_requester_opts {
   int progress;                   /* report progress on stderr */
   unsigned timeout_ms;            /* per attempt, default 10000 */
   const volatile int *cancel;     /* stop early when it becomes nonzero (another thread) */
+  struct qm_latency *latency;     /* borrowed; NULL = not measured. Each acknowledged request
+                                     records its first submit -> acknowledgement time */
 };
 
 struct qm_requester_result {

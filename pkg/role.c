@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "health.h"
+#include "http.h"
 #include "qmesh/v1/qmesh.pb-c.h"
 #include "reflection.h"
 
@@ -139,14 +140,16 @@ static void on_tick(void *arg) {
 static void usage(FILE *f, const char *prog) {
   fprintf(f,
           "usage: %s --id ID [--topology FILE] [--keys DIR] [--audit-log FILE [--audit-fsync P]]\n"
-          "       [--drain-ms N]\n"
+          "       [--drain-ms N] [--metrics-addr HOST:PORT|off] [--ingress-addr HOST:PORT|off]\n"
           "  --id ID          this instance's id in the topology\n"
           "  --topology FILE  the mesh (default: the built-in topology, deploy/topology.yaml)\n"
           "  --keys DIR       where <provider>.key / <provider>.pub live (overrides keys_dir)\n"
           "  --audit-log FILE the auditor's append-only, hash-chained log (replayed at start)\n"
           "  --audit-fsync P  never | batch (default: every 20 ms) | always (every vote)\n"
-          "  --drain-ms N     report NOT_SERVING this long before refusing work (default 200)\n",
-          prog);
+          "  --drain-ms N     report NOT_SERVING this long before refusing work (default 200)\n"
+          "  --metrics-addr HOST:PORT|off  GET /metrics (default: the gRPC host, port + %d)\n"
+          "  --ingress-addr HOST:PORT|off  fronts: plain-HTTP POST / (default: port + %d)\n",
+          prog, QM_HTTP_METRICS_PORT_OFFSET, QM_HTTP_INGRESS_PORT_OFFSET);
 }
 
 static int parse_args(int argc, char **argv, struct qm_role_options *o) {
@@ -155,17 +158,21 @@ static int parse_args(int argc, char **argv, struct qm_role_options *o) {
                                         {"keys", required_argument, NULL, 'k'},
                                         {"audit-log", required_argument, NULL, 'a'},
                                         {"drain-ms", required_argument, NULL, 'd'},
+                                        {"metrics-addr", required_argument, NULL, 'M'},
+                                        {"ingress-addr", required_argument, NULL, 'I'},
                                         {"audit-fsync", required_argument, NULL, 'f'},
                                         {"help", no_argument, NULL, 'h'},
                                         {NULL, 0, NULL, 0}};
   o->drain_ms = 200;
   int c;
-  while ((c = getopt_long(argc, argv, "t:i:k:a:d:f:h", longs, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "t:i:k:a:d:f:M:I:h", longs, NULL)) != -1) {
     switch (c) {
       case 't': o->topology_path = optarg; break;
       case 'i': o->id = optarg; break;
       case 'k': o->keys_dir = optarg; break;
       case 'a': o->audit_log = optarg; break;
+      case 'M': o->metrics_addr = optarg; break;
+      case 'I': o->ingress_addr = optarg; break;
       case 'f': o->audit_fsync = optarg; break;
       case 'd': {
         char *end;
@@ -231,6 +238,45 @@ static int load_topology(struct qm_role *r, const char *prog) {
   return 0;
 }
 
+/* start_http: GET /metrics on every role and POST / on fronts, on the flags' addresses, else
+ * on the gRPC host with the port + QM_HTTP_*_PORT_OFFSET. A flag's address that fails is
+ * fatal; a default one that fails is reported and left off. Returns 0 or 1. */
+static int start_http(struct qm_role *r, const char *prog, struct qm_http **out) {
+  char target[QM_HTTP_ADDR_MAX], maddr[QM_HTTP_ADDR_MAX], iaddr[QM_HTTP_ADDR_MAX];
+  struct qm_err err = {0};
+  int front = strcmp(r->ops->role, "front") == 0;
+  if (!front && !qm_http_addr_off(r->opt.ingress_addr)) {
+    fprintf(stderr, "%s %s: --ingress-addr: only a front has an ingress\n", prog, r->opt.id);
+    return 1;
+  }
+  qm_http_dial_target(r->self->listen, target, sizeof target);
+  struct qm_http_options o = {.role = r->ops->role, .id = r->opt.id, .grpc_target = target,
+                              .metrics_addr = r->opt.metrics_addr,
+                              .ingress_addr = front ? r->opt.ingress_addr : "off"};
+  if (!o.metrics_addr) {
+    o.metrics_best_effort = 1;
+    o.metrics_addr = qm_http_default_addr(r->self->listen, QM_HTTP_METRICS_PORT_OFFSET, maddr,
+                                          sizeof maddr, &err) ? "off" : maddr;
+    if (err.code) fprintf(stderr, "%s %s: no default metrics address: %s\n", prog, r->opt.id, err.msg);
+  }
+  qm_err_clear(&err);
+  if (!o.ingress_addr) {
+    o.ingress_best_effort = 1;
+    o.ingress_addr = qm_http_default_addr(r->self->listen, QM_HTTP_INGRESS_PORT_OFFSET, iaddr,
+                                          sizeof iaddr, &err) ? "off" : iaddr;
+    if (err.code) fprintf(stderr, "%s %s: no default ingress address: %s\n", prog, r->opt.id, err.msg);
+  }
+  if (qm_http_start(&o, out, &err)) {
+    fprintf(stderr, "%s %s: %s\n", prog, r->opt.id, err.msg);
+    return 1;
+  }
+  if (qm_http_warning(*out)[0]) fprintf(stderr, "%s %s: %s\n", prog, r->opt.id, qm_http_warning(*out));
+  if (qm_http_metrics_port(*out) || qm_http_ingress_port(*out))
+    fprintf(stderr, "%s %s: http metrics port %u, ingress port %u (0: off)\n", prog, r->opt.id,
+            qm_http_metrics_port(*out), qm_http_ingress_port(*out));
+  return 0;
+}
+
 int qm_role_main(int argc, char **argv, const struct qm_role_ops *ops) {
   struct qm_role *r = calloc(1, sizeof *r);
   if (!r) return 1;
@@ -280,11 +326,19 @@ int qm_role_main(int argc, char **argv, const struct qm_role_ops *ops) {
   }
   fprintf(stderr, "%s %s (%s) listening on %s, pid %d\n", argv[0], r->opt.id, ops->role,
           r->self->listen, (int)getpid());
+  struct qm_http *http = NULL;
+  if (start_http(r, argv[0], &http)) {
+    qm_loop_stop(r->loop, 0);
+    qm_loop_join(r->loop);
+    code = 1;
+    goto cleanup;
+  }
   int sig = 0;
   while (!sig) sig = qm_rpc_wait_signal(1000);
   /* Drain: report NOT_SERVING first, then stop accepting, then finish what is in flight. */
   atomic_store(&r->draining, 1);
   if (r->opt.drain_ms) usleep(r->opt.drain_ms * 1000u);
+  qm_http_stop(http); /* its requests in progress end while the role still serves them */
   qm_loop_stop(r->loop, QM_ROLE_GRACE_MS);
   qm_loop_join(r->loop);
   fprintf(stderr, "%s %s: stopped on signal %d\n", argv[0], r->opt.id, sig);

@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <grpc/grpc_security.h>
-
 #include "rpc_internal.h"
 
 #define QM_SYNC_MD_MAX 8
@@ -16,7 +14,8 @@ struct qm_sync_channel {
   char *target;
 };
 
-int qm_sync_channel_new(const char *target, struct qm_sync_channel **out, struct qm_err *err) {
+int qm_sync_channel_new(const char *target, const char *server_id, struct qm_sync_channel **out,
+                        struct qm_err *err) {
   struct qm_sync_channel *ch = calloc(1, sizeof *ch);
   if (!ch) return qm_err_set(err, -ENOMEM, "out of memory");
   ch->target = strdup(target);
@@ -24,9 +23,7 @@ int qm_sync_channel_new(const char *target, struct qm_sync_channel **out, struct
     free(ch);
     return qm_err_set(err, -ENOMEM, "out of memory");
   }
-  grpc_channel_credentials *creds = qm__channel_credentials();
-  ch->channel = grpc_channel_create(target, creds, qm__channel_args(0));
-  grpc_channel_credentials_release(creds);
+  ch->channel = qm__channel_create(target, server_id);
   if (!ch->channel) {
     free(ch->target);
     free(ch);

@@ -11,9 +11,12 @@
 struct qm_sync_channel;
 
 /* qm_sync_channel_new: a channel to |target| ("host:port", copied), with the process'
- * credentials (insecure, or mutual TLS once configured). Connects lazily on the first call.
- * Returns 0, or a negative code with the target in |err|; on failure |*out| is untouched. */
-int qm_sync_channel_new(const char *target, struct qm_sync_channel **out, struct qm_err *err);
+ * credentials (insecure, or mutual TLS once configured: then the server must present the
+ * certificate of |server_id|, or of the target's host when NULL). Connects lazily on the
+ * first call. Returns 0, or a negative code with the target in |err|; on failure |*out| is
+ * untouched. */
+int qm_sync_channel_new(const char *target, const char *server_id, struct qm_sync_channel **out,
+                        struct qm_err *err);
 
 /* qm_sync_channel_call: one unary call to |path| with |req| and |md| (both copied), blocking
  * the calling thread until it completes or |timeout_ms| passes. Thread-safe: any number of

@@ -6,53 +6,10 @@
 
 #include <openssl/evp.h>
 
+#include "check.h"
 #include "decision.h"
 #include "stream.h"
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                  \
-  do {                                                    \
-    if (cond) {                                           \
-      passed++;                                           \
-    } else {                                              \
-      failed++;                                           \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);         \
-      printf(__VA_ARGS__);                                \
-      printf("\n");                                       \
-    }                                                     \
-  } while (0)
-
-#define VECTOR_FIELDS 10
-
-/* demo_topology: the default topology's decision-relevant part, filled by hand (no YAML). */
-static struct qm_topology *demo_topology(void) {
-  static const char *ids[] = {"PROVIDER_A", "PROVIDER_B", "PROVIDER_C"};
-  static const char *secrets[] = {"A_KEY", "B_KEY", "C_KEY"};
-  static const struct qm_domain domains[] = {
-      {"payments", 0.55}, {"identity", 0.60}, {"storage", 0.50}};
-  struct qm_topology *t = calloc(1, sizeof *t);
-
-  if (!t)
-    return NULL;
-  snprintf(t->source, sizeof t->source, "%s", "<test>");
-  t->nproviders = 3;
-  for (size_t i = 0; i < 3; i++) {
-    snprintf(t->providers[i].ep.id, sizeof t->providers[i].ep.id, "%s", ids[i]);
-    t->providers[i].score_secret_len = strlen(secrets[i]);
-    memcpy(t->providers[i].score_secret, secrets[i], t->providers[i].score_secret_len);
-  }
-  t->ndomains = 3;
-  memcpy(t->domains, domains, sizeof domains);
-  t->default_threshold = 0.60;
-  t->quorum_threshold = 2;
-  snprintf(t->expected_context, sizeof t->expected_context, "%s", "CTX_ALPHA");
-  t->byzantine_at = -1;
-  t->total_requests = 100;
-  t->failover_at = -1;
-  snprintf(t->random_seed, sizeof t->random_seed, "%s", "7");
-  return t;
-}
+#include "vectors.h"
 
 /* The domain's threshold or the default (qm_topology_threshold without linking the loader). */
 static double threshold_of(const struct qm_topology *t, const char *domain) {
@@ -60,20 +17,6 @@ static double threshold_of(const struct qm_topology *t, const char *domain) {
     if (strcmp(t->domains[i].name, domain) == 0)
       return t->domains[i].threshold;
   return t->default_threshold;
-}
-
-static size_t split_row(char *line, char **fields, size_t max) {
-  size_t n = 0;
-  char *p = line;
-  line[strcspn(line, "\r\n")] = '\0';
-  while (n < max) {
-    fields[n++] = p;
-    p = strchr(p, '\t');
-    if (!p)
-      break;
-    *p++ = '\0';
-  }
-  return n;
 }
 
 static int hex_value(char c) {
@@ -112,50 +55,30 @@ static int same_double(double got, const char *want_repr, char *got_text, char *
 /* Every row: repr = SHA-256({"i":index}) equals the column, the three scores are exactly
  * Python's, and the votes match with PROVIDER_C flipping from the drawn index (75) on. */
 static void test_vector(void) {
-  struct qm_topology *t = demo_topology();
   struct qm_stream s;
-  struct qm_err err = {0};
-  FILE *f = NULL;
-  char line[1024];
-  int rows = 0;
+  struct qm_topology *t = demo_stream(&s, "PROVIDER_C");
+  struct vector_reader v;
 
-  CHECK(t != NULL, "calloc");
   if (!t)
     return;
-  snprintf(t->byzantine_provider, sizeof t->byzantine_provider, "%s", "PROVIDER_C");
-  if (qm_stream_init(&s, t, 0, &err) != 0) {
-    CHECK(0, "qm_stream_init: %s", err.msg);
-    goto out;
-  }
-  CHECK(strcmp(s.byz.provider, "PROVIDER_C") == 0 && s.byz.at == 75,
-        "byzantine %s at %" PRId64 ", want PROVIDER_C at 75", s.byz.provider, s.byz.at);
+  CHECKF(strcmp(s.byz.provider, "PROVIDER_C") == 0 && s.byz.at == 75,
+         "byzantine %s at %" PRId64 ", want PROVIDER_C at 75", s.byz.provider, s.byz.at);
 
-  f = fopen("vectors/stream-seed7-n100.tsv", "r");
-  CHECK(f != NULL, "cannot open vectors/stream-seed7-n100.tsv");
-  if (!f)
-    goto out;
-  while (fgets(line, sizeof line, f)) {
-    char *fld[VECTOR_FIELDS], payload[QM_STREAM_PAYLOAD_MAX], *end;
+  if (open_vector(&v, STREAM_VECTOR) != 0) {
+    free(t);
+    return;
+  }
+  while (next_vector_row(&v)) {
+    char payload[QM_STREAM_PAYLOAD_MAX], *end;
     uint8_t repr[32], digest[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
-    unsigned long long index;
     int n;
 
-    if (line[0] == '#' || strncmp(line, "index\t", 6) == 0)
-      continue;
-    if (split_row(line, fld, VECTOR_FIELDS) != VECTOR_FIELDS) {
-      CHECK(0, "malformed vector row: %s", line);
-      continue;
-    }
-    index = strtoull(fld[0], &end, 10);
-    CHECK(*end == '\0', "bad index \"%s\"", fld[0]);
-    rows++;
-
-    CHECK(parse_repr(fld[3], repr) == 0, "row %llu: bad request_repr %s", index, fld[3]);
-    n = snprintf(payload, sizeof payload, "{\"i\":%llu}", index);
-    CHECK(EVP_Digest(payload, (size_t)n, digest, &dlen, EVP_sha256(), NULL) && dlen == 32 &&
-              memcmp(digest, repr, 32) == 0,
-          "row %llu: request_repr is not SHA-256(%s)", index, payload);
+    CHECKF(parse_repr(v.fld[3], repr) == 0, "row %llu: bad request_repr %s", v.index, v.fld[3]);
+    n = snprintf(payload, sizeof payload, "{\"i\":%llu}", v.index);
+    CHECKF(EVP_Digest(payload, (size_t)n, digest, &dlen, EVP_sha256(), NULL) && dlen == 32 &&
+               memcmp(digest, repr, 32) == 0,
+           "row %llu: request_repr is not SHA-256(%s)", v.index, payload);
 
     for (size_t p = 0; p < 3; p++) {
       const struct qm_provider *pr = &t->providers[p];
@@ -163,28 +86,24 @@ static void test_vector(void) {
       double score, checked = -2.0;
       int byz = strcmp(pr->ep.id, s.byz.provider) == 0, vote, want_vote;
 
-      score = qm_decision_score(pr->score_secret, pr->score_secret_len, pr->ep.id, fld[2],
-                                repr, fld[1], strlen(fld[1]), t->expected_context);
-      CHECK(same_double(score, fld[4 + p], got_text, want_text, sizeof got_text),
-            "row %llu %s: score %s, want %s (Python %s)", index, pr->ep.id, got_text,
-            want_text, fld[4 + p]);
-      CHECK(qm_decision_score_checked(pr->score_secret, pr->score_secret_len, pr->ep.id,
-                                      fld[2], repr, fld[1], strlen(fld[1]),
-                                      t->expected_context, &checked) == 0 &&
-                checked == score,
-            "row %llu %s: score_checked %.17g differs", index, pr->ep.id, checked);
+      score = qm_decision_score(pr->score_secret, pr->score_secret_len, pr->ep.id, v.fld[2],
+                                repr, v.fld[1], strlen(v.fld[1]), t->expected_context);
+      CHECKF(same_double(score, v.fld[4 + p], got_text, want_text, sizeof got_text),
+             "row %llu %s: score %s, want %s (Python %s)", v.index, pr->ep.id, got_text,
+             want_text, v.fld[4 + p]);
+      CHECKF(qm_decision_score_checked(pr->score_secret, pr->score_secret_len, pr->ep.id,
+                                       v.fld[2], repr, v.fld[1], strlen(v.fld[1]),
+                                       t->expected_context, &checked) == 0 &&
+                 checked == score,
+             "row %llu %s: score_checked %.17g differs", v.index, pr->ep.id, checked);
 
-      vote = qm_decision_initiated(score, threshold_of(t, fld[2]), byz, index, s.byz.at);
-      want_vote = (int)strtol(fld[7 + p], &end, 10);
-      CHECK(*end == '\0' && vote == want_vote, "row %llu %s: vote %d, want %s", index,
-            pr->ep.id, vote, fld[7 + p]);
+      vote = qm_decision_initiated(score, threshold_of(t, v.fld[2]), byz, v.index, s.byz.at);
+      want_vote = (int)strtol(v.fld[7 + p], &end, 10);
+      CHECKF(*end == '\0' && vote == want_vote, "row %llu %s: vote %d, want %s", v.index,
+             pr->ep.id, vote, v.fld[7 + p]);
     }
   }
-  CHECK(rows == 100, "stream-seed7-n100.tsv: %d rows, want 100", rows);
-
-out:
-  if (f)
-    fclose(f);
+  close_vector(&v, 100);
   free(t);
 }
 
@@ -210,31 +129,30 @@ static void test_spot_scores(void) {
   uint8_t repr0[32], zero[32] = {0};
   unsigned int dlen = 0;
 
-  CHECK(EVP_Digest("{\"i\":0}", 7, repr0, &dlen, EVP_sha256(), NULL) && dlen == 32,
-        "EVP_Digest");
+  CHECKF(EVP_Digest("{\"i\":0}", 7, repr0, &dlen, EVP_sha256(), NULL) && dlen == 32,
+         "EVP_Digest");
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     double got = qm_decision_score((const uint8_t *)cases[c].secret, strlen(cases[c].secret),
                                    "PROVIDER_A", cases[c].domain,
                                    cases[c].zero_repr ? zero : repr0, cases[c].ctx,
                                    cases[c].ctx_len, "CTX_ALPHA");
-    CHECK(got == cases[c].want, "spot %zu: got %.17g, want %.17g", c, got, cases[c].want);
+    CHECKF(got == cases[c].want, "spot %zu: got %.17g, want %.17g", c, got, cases[c].want);
   }
 }
 
 static void test_initiated(void) {
-  CHECK(qm_decision_initiated(0.55, 0.55, 0, 0, -1) == 1, "score == threshold initiates");
-  CHECK(qm_decision_initiated(0.5499999, 0.55, 0, 0, -1) == 0, "below threshold");
-  CHECK(qm_decision_initiated(0.9, 0.55, 1, 74, 75) == 1, "before the flip");
-  CHECK(qm_decision_initiated(0.9, 0.55, 1, 75, 75) == 0, "at the flip");
-  CHECK(qm_decision_initiated(0.1, 0.55, 1, 99, 75) == 1, "after the flip");
-  CHECK(qm_decision_initiated(0.9, 0.55, 0, 99, 75) == 1, "not byzantine");
-  CHECK(qm_decision_initiated(0.9, 0.55, 1, 0, -1) == 0, "negative at flips from the start");
+  CHECKF(qm_decision_initiated(0.55, 0.55, 0, 0, -1) == 1, "score == threshold initiates");
+  CHECKF(qm_decision_initiated(0.5499999, 0.55, 0, 0, -1) == 0, "below threshold");
+  CHECKF(qm_decision_initiated(0.9, 0.55, 1, 74, 75) == 1, "before the flip");
+  CHECKF(qm_decision_initiated(0.9, 0.55, 1, 75, 75) == 0, "at the flip");
+  CHECKF(qm_decision_initiated(0.1, 0.55, 1, 99, 75) == 1, "after the flip");
+  CHECKF(qm_decision_initiated(0.9, 0.55, 0, 99, 75) == 1, "not byzantine");
+  CHECKF(qm_decision_initiated(0.9, 0.55, 1, 0, -1) == 0, "negative at flips from the start");
 }
 
 int main(void) {
   test_vector();
   test_spot_scores();
   test_initiated();
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed != 0;
+  return qm_checks_done();
 }

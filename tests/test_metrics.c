@@ -292,13 +292,17 @@ static void test_addresses(void) {
 
 /* ---- the servers, with no gRPC server behind them ---- */
 
-/* http: one request on a fresh connection to 127.0.0.1:|port|; the status code, or -1. */
-static int http(unsigned port, const char *request, size_t len, char *resp, size_t cap) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+/* http_on: one request on a fresh connection to 127.0.0.1:|port| (or [::1] when |v6|); the
+ * status code, or -1. */
+static int http_on(int v6, unsigned port, const char *request, size_t len, char *resp, size_t cap) {
+  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  struct sockaddr_in6 sa6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+  sa6.sin6_addr = in6addr_loopback;
   int code = -1;
-  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) goto done;
+  if (fd < 0) goto done;
+  if (v6 ? connect(fd, (struct sockaddr *)&sa6, sizeof sa6) : connect(fd, (struct sockaddr *)&sa, sizeof sa)) goto done;
   for (size_t off = 0; off < len;) {
     ssize_t n = send(fd, request + off, len - off, MSG_NOSIGNAL);
     if (n <= 0) break; /* the server may answer (413) and close before the whole body */
@@ -311,6 +315,10 @@ static int http(unsigned port, const char *request, size_t len, char *resp, size
 done:
   if (fd >= 0) close(fd);
   return code;
+}
+
+static int http(unsigned port, const char *request, size_t len, char *resp, size_t cap) {
+  return http_on(0, port, request, len, resp, cap);
 }
 
 static void test_servers(void) {
@@ -351,7 +359,8 @@ static void test_servers(void) {
   /* chunked: the size is known only while reading */
   size_t cap = 80000;
   char *chunked = malloc(cap);
-  int n = snprintf(chunked, cap, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+  int n = snprintf(chunked, cap,
+                   "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
   for (int i = 0; i < 9; i++) {
     n += snprintf(chunked + n, cap - (size_t)n, "2000\r\n");
     memset(chunked + n, 'a', 0x2000);
@@ -361,9 +370,11 @@ static void test_servers(void) {
   n += snprintf(chunked + n, cap - (size_t)n, "0\r\n\r\n");
   CHECK_EQ_U(http(ip, chunked, (size_t)n, resp, sizeof resp), 413);
   free(chunked);
-  const char *bad = "POST / HTTP/1.1\r\nHost: x\r\nX-Domain: a\x01z\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi";
+  const char *bad =
+      "POST / HTTP/1.1\r\nHost: x\r\nX-Domain: a\x01z\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi";
   CHECK_EQ_U(http(ip, bad, strlen(bad), resp, sizeof resp), 400);
-  const char *ok = "POST / HTTP/1.1\r\nHost: x\r\nX-Domain: storage\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi";
+  const char *ok =
+      "POST / HTTP/1.1\r\nHost: x\r\nX-Domain: storage\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi";
   CHECK_EQ_U(http(ip, ok, strlen(ok), resp, sizeof resp), 503); /* no front behind it */
   CHECK(strstr(resp, "unavailable") != NULL);
   qm_http_stop(h);
@@ -389,6 +400,11 @@ static void test_servers(void) {
   h = NULL;
   o.metrics_best_effort = 0;
   qm_http_stop(first);
+  o.metrics_addr = "[::1]:0"; /* IPv6 */
+  CHECK(qm_http_start(&o, &h, &err) == 0 && qm_http_metrics_port(h) > 0);
+  if (h) CHECK_EQ_U(http_on(1, qm_http_metrics_port(h), get, strlen(get), resp, sizeof resp), 503);
+  qm_http_stop(h);
+  h = NULL;
   o.metrics_addr = "off";
   CHECK(qm_http_start(&o, &h, &err) == 0 && qm_http_metrics_port(h) == 0 && qm_http_ingress_port(h) == 0);
   CHECK(strcmp(qm_http_warning(h), "") == 0);

@@ -5,21 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "pyrandom.h"
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                  \
-  do {                                                    \
-    if (cond) {                                           \
-      passed++;                                           \
-    } else {                                              \
-      failed++;                                           \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);         \
-      printf(__VA_ARGS__);                                \
-      printf("\n");                                       \
-    }                                                     \
-  } while (0)
 
 /* Every row of vectors/mt19937.tsv: seed (decimal text), index, getrandbits(32) word. */
 static void test_mt_vectors(void) {
@@ -27,7 +14,7 @@ static void test_mt_vectors(void) {
   char line[512];
   int rows = 0;
 
-  CHECK(f != NULL, "cannot open vectors/mt19937.tsv");
+  CHECKF(f != NULL, "cannot open vectors/mt19937.tsv");
   if (!f)
     return;
   while (fgets(line, sizeof line, f)) {
@@ -42,22 +29,22 @@ static void test_mt_vectors(void) {
     tab1 = strchr(line, '\t');
     tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
     if (!tab2 || (size_t)(tab1 - line) >= sizeof seed) {
-      CHECK(0, "malformed vector row: %s", line);
+      CHECKF(0, "malformed vector row: %s", line);
       continue;
     }
     memcpy(seed, line, (size_t)(tab1 - line));
     seed[tab1 - line] = '\0';
     errno = 0;
     index = strtoull(tab1 + 1, &end, 10);
-    CHECK(errno == 0 && end == tab2, "bad index in row: %s", line);
+    CHECKF(errno == 0 && end == tab2, "bad index in row: %s", line);
     word = strtoull(tab2 + 1, &end, 10);
-    CHECK(errno == 0 && (*end == '\n' || *end == '\0'), "bad word in row: %s", line);
+    CHECKF(errno == 0 && (*end == '\n' || *end == '\0'), "bad word in row: %s", line);
     rows++;
 
-    CHECK(qm_pyrandom_seed_text(&r, seed, &err) == 0, "seed_text(%s): %s", seed, err.msg);
+    CHECKF(qm_pyrandom_seed_text(&r, seed, &err) == 0, "seed_text(%s): %s", seed, err.msg);
     for (unsigned long long i = 0; i <= index; i++)
       got = qm_pyrandom_next32(&r);
-    CHECK(got == word, "seed %s word %llu: got %" PRIu32 ", want %llu", seed, index, got, word);
+    CHECKF(got == word, "seed %s word %llu: got %" PRIu32 ", want %llu", seed, index, got, word);
 
     /* Seeds that fit 64 bits must give the same words through seed_u64. */
     errno = 0;
@@ -67,13 +54,13 @@ static void test_mt_vectors(void) {
         qm_pyrandom_seed_u64(&r, s64);
         for (unsigned long long i = 0; i <= index; i++)
           got = qm_pyrandom_next32(&r);
-        CHECK(got == word, "seed_u64(%s) word %llu: got %" PRIu32 ", want %llu", seed, index,
-              got, word);
+        CHECKF(got == word, "seed_u64(%s) word %llu: got %" PRIu32 ", want %llu", seed, index,
+               got, word);
       }
     }
   }
   fclose(f);
-  CHECK(rows == 40, "mt19937.tsv: %d rows, want 40", rows);
+  CHECKF(rows == 40, "mt19937.tsv: %d rows, want 40", rows);
 }
 
 /* First two getrandbits(32) words of a seed text. */
@@ -82,7 +69,7 @@ static void first_words(const char *text, uint32_t out[2]) {
   struct qm_err err = {0};
   out[0] = out[1] = 0;
   if (qm_pyrandom_seed_text(&r, text, &err) != 0) {
-    CHECK(0, "seed_text(\"%s\") failed: %s", text, err.msg);
+    CHECKF(0, "seed_text(\"%s\") failed: %s", text, err.msg);
     return;
   }
   out[0] = qm_pyrandom_next32(&r);
@@ -118,26 +105,28 @@ static void test_seed_forms(void) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     uint32_t w[2];
     first_words(cases[i].text, w);
-    CHECK(w[0] == cases[i].w0 && w[1] == cases[i].w1,
-          "seed \"%s\": got %" PRIu32 " %" PRIu32 ", want %" PRIu32 " %" PRIu32,
-          cases[i].text, w[0], w[1], cases[i].w0, cases[i].w1);
+    CHECKF(w[0] == cases[i].w0 && w[1] == cases[i].w1,
+           "seed \"%s\": got %" PRIu32 " %" PRIu32 ", want %" PRIu32 " %" PRIu32,
+           cases[i].text, w[0], w[1], cases[i].w0, cases[i].w1);
   }
 
   {
     struct qm_pyrandom r;
     qm_pyrandom_seed_u64(&r, UINT64_MAX);
-    CHECK(qm_pyrandom_next32(&r) == 93740670U, "seed_u64(2^64-1) first word");
+    CHECKF(qm_pyrandom_next32(&r) == 93740670U, "seed_u64(2^64-1) first word");
     qm_pyrandom_seed_u64(&r, 1700000000123456789ULL);
-    CHECK(qm_pyrandom_next32(&r) == 3501343795U, "seed_u64(1700000000123456789) first word");
+    CHECKF(qm_pyrandom_next32(&r) == 3501343795U, "seed_u64(1700000000123456789) first word");
   }
 }
 
 /* Texts Python's int() rejects; the error names the text and |r| stays untouched. (Python
  * also accepts non-ASCII Unicode digits and spaces; seed texts here are ASCII only.) */
 static void test_seed_errors(void) {
+  /* ("\x1c" "7") is meant: the byte 0x1c then '7' ("\x1c7" would be one hex escape); the
+   * parentheses tell clang's -Wstring-concatenation it is not a missing comma. */
   static const char *bad[] = {"",    " ",   "+",     "-",    "1__0", "_1",  "1_",
                               "+_1", "--7", "+-1",   "abc",  "7x",   "0x10", "1.0",
-                              "1e3", "1 2", "\x1c" "7", "7\x1f"};
+                              "1e3", "1 2", ("\x1c" "7"), "7\x1f"};
   char longtext[200];
   struct qm_pyrandom r, before;
   struct qm_err err;
@@ -147,20 +136,20 @@ static void test_seed_errors(void) {
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     qm_err_clear(&err);
     int rc = qm_pyrandom_seed_text(&r, bad[i], &err);
-    CHECK(rc < 0, "seed_text(\"%s\") accepted", bad[i]);
-    CHECK(rc == err.code, "seed_text(\"%s\") code %d, err.code %d", bad[i], rc, err.code);
-    CHECK(bad[i][0] == '\0' || strstr(err.msg, bad[i]) != NULL,
-          "seed_text(\"%s\") message does not name the text: %s", bad[i], err.msg);
-    CHECK(memcmp(&r, &before, sizeof r) == 0, "seed_text(\"%s\") changed the generator",
-          bad[i]);
+    CHECKF(rc < 0, "seed_text(\"%s\") accepted", bad[i]);
+    CHECKF(rc == err.code, "seed_text(\"%s\") code %d, err.code %d", bad[i], rc, err.code);
+    CHECKF(bad[i][0] == '\0' || strstr(err.msg, bad[i]) != NULL,
+           "seed_text(\"%s\") message does not name the text: %s", bad[i], err.msg);
+    CHECKF(memcmp(&r, &before, sizeof r) == 0, "seed_text(\"%s\") changed the generator",
+           bad[i]);
   }
 
   memset(longtext, '9', sizeof longtext - 1);
   longtext[sizeof longtext - 1] = '\0';
   qm_err_clear(&err);
-  CHECK(qm_pyrandom_seed_text(&r, longtext, &err) < 0, "200-digit seed accepted");
-  CHECK(strstr(err.msg, "9999") != NULL, "long seed message does not name it: %s", err.msg);
-  CHECK(memcmp(&r, &before, sizeof r) == 0, "long seed changed the generator");
+  CHECKF(qm_pyrandom_seed_text(&r, longtext, &err) < 0, "200-digit seed accepted");
+  CHECKF(strstr(err.msg, "9999") != NULL, "long seed message does not name it: %s", err.msg);
+  CHECKF(memcmp(&r, &before, sizeof r) == 0, "long seed changed the generator");
 }
 
 /* Spot values produced with /usr/bin/python3 (3.11.2):
@@ -191,31 +180,29 @@ static void test_draws(void) {
 
   qm_pyrandom_seed_u64(&r, 7);
   for (size_t i = 0; i < sizeof want_random / sizeof want_random[0]; i++) {
-    double got = qm_pyrandom_random(&r);
-    CHECK(got == want_random[i], "random() #%zu: got %.17g, want %.17g", i, got,
-          want_random[i]);
+    CHECK_EQ_D(qm_pyrandom_random(&r), want_random[i]);
   }
 
   qm_pyrandom_seed_u64(&r, 7);
   for (size_t i = 0; i < sizeof below / sizeof below[0]; i++) {
     uint64_t got = qm_pyrandom_randbelow(&r, below[i].n);
-    CHECK(got == below[i].want, "randbelow(%" PRIu64 "): got %" PRIu64 ", want %" PRIu64,
-          below[i].n, got, below[i].want);
+    CHECKF(got == below[i].want, "randbelow(%" PRIu64 "): got %" PRIu64 ", want %" PRIu64,
+           below[i].n, got, below[i].want);
   }
 
   qm_pyrandom_seed_u64(&r, 7);
   for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
     int64_t got = qm_pyrandom_randint(&r, ints[i].a, ints[i].b);
-    CHECK(got == ints[i].want, "randint(%" PRId64 ", %" PRId64 "): got %" PRId64
-          ", want %" PRId64, ints[i].a, ints[i].b, got, ints[i].want);
+    CHECKF(got == ints[i].want, "randint(%" PRId64 ", %" PRId64 "): got %" PRId64
+           ", want %" PRId64, ints[i].a, ints[i].b, got, ints[i].want);
   }
 
   qm_pyrandom_seed_u64(&r, 7);
   {
     int64_t got = qm_pyrandom_randint(&r, INT64_MIN, INT64_MAX);
     uint32_t next = qm_pyrandom_next32(&r);
-    CHECK(got == INT64_C(8261657684473197624), "randint(full range): got %" PRId64, got);
-    CHECK(next == 1695753998U, "randint(full range) used the wrong number of words");
+    CHECKF(got == INT64_C(8261657684473197624), "randint(full range): got %" PRId64, got);
+    CHECKF(next == 1695753998U, "randint(full range) used the wrong number of words");
   }
 }
 
@@ -224,6 +211,5 @@ int main(void) {
   test_seed_forms();
   test_seed_errors();
   test_draws();
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed != 0;
+  return qm_checks_done();
 }

@@ -6,141 +6,72 @@
 
 #include <openssl/evp.h>
 
+#include "check.h"
 #include "stream.h"
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                  \
-  do {                                                    \
-    if (cond) {                                           \
-      passed++;                                           \
-    } else {                                              \
-      failed++;                                           \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);         \
-      printf(__VA_ARGS__);                                \
-      printf("\n");                                       \
-    }                                                     \
-  } while (0)
-
-#define VECTOR_FIELDS 10
-
-/* demo_topology: the default topology's decision-relevant part, filled by hand (no YAML). */
-static struct qm_topology *demo_topology(void) {
-  static const char *ids[] = {"PROVIDER_A", "PROVIDER_B", "PROVIDER_C"};
-  static const char *secrets[] = {"A_KEY", "B_KEY", "C_KEY"};
-  static const struct qm_domain domains[] = {
-      {"payments", 0.55}, {"identity", 0.60}, {"storage", 0.50}};
-  struct qm_topology *t = calloc(1, sizeof *t);
-
-  if (!t)
-    return NULL;
-  snprintf(t->source, sizeof t->source, "%s", "<test>");
-  t->nproviders = 3;
-  for (size_t i = 0; i < 3; i++) {
-    snprintf(t->providers[i].ep.id, sizeof t->providers[i].ep.id, "%s", ids[i]);
-    t->providers[i].score_secret_len = strlen(secrets[i]);
-    memcpy(t->providers[i].score_secret, secrets[i], t->providers[i].score_secret_len);
-  }
-  t->ndomains = 3;
-  memcpy(t->domains, domains, sizeof domains);
-  t->default_threshold = 0.60;
-  t->quorum_threshold = 2;
-  snprintf(t->expected_context, sizeof t->expected_context, "%s", "CTX_ALPHA");
-  t->byzantine_at = -1;
-  t->total_requests = 100;
-  t->failover_at = -1;
-  snprintf(t->random_seed, sizeof t->random_seed, "%s", "7");
-  return t;
-}
-
-/* split_row: cuts |line| at tabs (and the trailing newline) into at most |max| fields. */
-static size_t split_row(char *line, char **fields, size_t max) {
-  size_t n = 0;
-  char *p = line;
-  line[strcspn(line, "\r\n")] = '\0';
-  while (n < max) {
-    fields[n++] = p;
-    p = strchr(p, '\t');
-    if (!p)
-      break;
-    *p++ = '\0';
-  }
-  return n;
-}
+#include "vectors.h"
 
 static void sha256_hex(const char *data, size_t len, char hex[65]) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdlen = 0;
   hex[0] = '\0';
   if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
-    CHECK(0, "EVP_Digest failed");
+    CHECKF(0, "EVP_Digest failed");
     return;
   }
   for (unsigned i = 0; i < 32; i++)
     snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
+/* byzantine_topology: demo_topology() with |byzantine_provider| configured; NULL after one
+ * failed check when the allocation fails. */
+static struct qm_topology *byzantine_topology(const char *byzantine_provider) {
+  struct qm_topology *t = demo_topology();
+
+  if (!t) {
+    CHECKF(0, "calloc");
+    return NULL;
+  }
+  snprintf(t->byzantine_provider, sizeof t->byzantine_provider, "%s", byzantine_provider);
+  return t;
+}
+
 /* Every row of the vector: context, domain, payload and request_repr = SHA-256(payload). */
 static void test_vector(const char *byzantine_provider, const char *want_provider) {
-  struct qm_topology *t = demo_topology();
   struct qm_stream s;
-  struct qm_err err = {0};
-  FILE *f = NULL;
-  char line[1024];
-  int rows = 0;
+  struct qm_topology *t = demo_stream(&s, byzantine_provider);
+  struct vector_reader v;
 
-  CHECK(t != NULL, "calloc");
   if (!t)
     return;
-  snprintf(t->byzantine_provider, sizeof t->byzantine_provider, "%s", byzantine_provider);
-  if (qm_stream_init(&s, t, 0, &err) != 0) {
-    CHECK(0, "qm_stream_init: %s", err.msg);
-    goto out;
+  CHECKF(strcmp(s.byz.provider, want_provider) == 0, "byzantine \"%s\": got \"%s\", want %s",
+         byzantine_provider, s.byz.provider, want_provider);
+  CHECKF(s.byz.at == 75, "byzantine \"%s\": flip at %" PRId64 ", want 75", byzantine_provider,
+         s.byz.at);
+
+  if (open_vector(&v, STREAM_VECTOR) != 0) {
+    free(t);
+    return;
   }
-  CHECK(strcmp(s.byz.provider, want_provider) == 0, "byzantine \"%s\": got \"%s\", want %s",
-        byzantine_provider, s.byz.provider, want_provider);
-  CHECK(s.byz.at == 75, "byzantine \"%s\": flip at %" PRId64 ", want 75", byzantine_provider,
-        s.byz.at);
-
-  f = fopen("vectors/stream-seed7-n100.tsv", "r");
-  CHECK(f != NULL, "cannot open vectors/stream-seed7-n100.tsv");
-  if (!f)
-    goto out;
-  while (fgets(line, sizeof line, f)) {
-    char *fld[VECTOR_FIELDS], want_payload[QM_STREAM_PAYLOAD_MAX], hex[65];
+  while (next_vector_row(&v)) {
+    char want_payload[QM_STREAM_PAYLOAD_MAX], hex[65];
     struct qm_stream_item it;
-    unsigned long long index;
-    char *end;
-
-    if (line[0] == '#' || strncmp(line, "index\t", 6) == 0)
-      continue;
-    if (split_row(line, fld, VECTOR_FIELDS) != VECTOR_FIELDS) {
-      CHECK(0, "malformed vector row: %s", line);
-      continue;
-    }
-    index = strtoull(fld[0], &end, 10);
-    CHECK(*end == '\0', "bad index \"%s\"", fld[0]);
-    rows++;
 
     qm_stream_next(&s, &it);
-    CHECK(it.index == index, "row %llu: stream index %" PRIu64, index, it.index);
-    CHECK(strcmp(it.context, fld[1]) == 0, "row %llu: context %s, want %s", index, it.context,
-          fld[1]);
-    CHECK(strcmp(it.domain, fld[2]) == 0, "row %llu: domain %s, want %s", index, it.domain,
-          fld[2]);
-    snprintf(want_payload, sizeof want_payload, "{\"i\":%llu}", index);
-    CHECK(it.payload_len == strlen(want_payload) &&
-              memcmp(it.payload, want_payload, it.payload_len) == 0,
-          "row %llu: payload %.*s, want %s", index, (int)it.payload_len, it.payload,
-          want_payload);
+    CHECKF(it.index == v.index, "row %llu: stream index %" PRIu64, v.index, it.index);
+    CHECKF(strcmp(it.context, v.fld[1]) == 0, "row %llu: context %s, want %s", v.index,
+           it.context, v.fld[1]);
+    CHECKF(strcmp(it.domain, v.fld[2]) == 0, "row %llu: domain %s, want %s", v.index,
+           it.domain, v.fld[2]);
+    snprintf(want_payload, sizeof want_payload, "{\"i\":%llu}", v.index);
+    CHECKF(it.payload_len == strlen(want_payload) &&
+               memcmp(it.payload, want_payload, it.payload_len) == 0,
+           "row %llu: payload %.*s, want %s", v.index, (int)it.payload_len, it.payload,
+           want_payload);
     sha256_hex(it.payload, it.payload_len, hex);
-    CHECK(strcmp(hex, fld[3]) == 0, "row %llu: request_repr %s, want %s", index, hex, fld[3]);
+    CHECKF(strcmp(hex, v.fld[3]) == 0, "row %llu: request_repr %s, want %s", v.index, hex,
+           v.fld[3]);
   }
-  CHECK(rows == 100, "stream-seed7-n100.tsv: %d rows, want 100", rows);
-
-out:
-  if (f)
-    fclose(f);
+  close_vector(&v, 100);
   free(t);
 }
 
@@ -165,30 +96,27 @@ static void test_draw_variants(void) {
        {"CTX_ALPHA", "CTX_ALPHA", "CTX_ALPHA"}, {"identity", "payments", "payments"}},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-    struct qm_topology *t = demo_topology();
+    struct qm_topology *t = byzantine_topology(cases[c].byz);
     struct qm_stream s;
     struct qm_err err = {0};
-    if (!t) {
-      CHECK(0, "calloc");
+    if (!t)
       return;
-    }
-    snprintf(t->byzantine_provider, sizeof t->byzantine_provider, "%s", cases[c].byz);
     t->byzantine_at = cases[c].at_cfg;
     if (qm_stream_init(&s, t, 0, &err) != 0) {
-      CHECK(0, "qm_stream_init(\"%s\"): %s", cases[c].byz, err.msg);
+      CHECKF(0, "qm_stream_init(\"%s\"): %s", cases[c].byz, err.msg);
       free(t);
       continue;
     }
-    CHECK(strcmp(s.byz.provider, cases[c].want_pid) == 0, "case %zu: provider \"%s\", want \"%s\"",
-          c, s.byz.provider, cases[c].want_pid);
-    CHECK(s.byz.at == cases[c].want_at, "case %zu: at %" PRId64 ", want %" PRId64, c, s.byz.at,
-          cases[c].want_at);
+    CHECKF(strcmp(s.byz.provider, cases[c].want_pid) == 0, "case %zu: provider \"%s\", want \"%s\"",
+           c, s.byz.provider, cases[c].want_pid);
+    CHECKF(s.byz.at == cases[c].want_at, "case %zu: at %" PRId64 ", want %" PRId64, c, s.byz.at,
+           cases[c].want_at);
     for (int i = 0; i < 3; i++) {
       struct qm_stream_item it;
       qm_stream_next(&s, &it);
-      CHECK(strcmp(it.context, cases[c].ctx[i]) == 0 && strcmp(it.domain, cases[c].dom[i]) == 0,
-            "case %zu item %d: %s/%s, want %s/%s", c, i, it.context, it.domain,
-            cases[c].ctx[i], cases[c].dom[i]);
+      CHECKF(strcmp(it.context, cases[c].ctx[i]) == 0 && strcmp(it.domain, cases[c].dom[i]) == 0,
+             "case %zu item %d: %s/%s, want %s/%s", c, i, it.context, it.domain,
+             cases[c].ctx[i], cases[c].dom[i]);
     }
     free(t);
   }
@@ -203,18 +131,15 @@ static void test_flip_index(void) {
     int64_t at;
   } cases[] = {{0, 2}, {1, 2}, {37, 25}, {1000, 715}, {123456789, 89633281}};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-    struct qm_topology *t = demo_topology();
+    struct qm_topology *t = byzantine_topology("PROVIDER_A");
     struct qm_stream s;
     struct qm_err err = {0};
-    if (!t) {
-      CHECK(0, "calloc");
+    if (!t)
       return;
-    }
-    snprintf(t->byzantine_provider, sizeof t->byzantine_provider, "%s", "PROVIDER_A");
     t->total_requests = cases[c].n;
-    CHECK(qm_stream_init(&s, t, 0, &err) == 0, "N=%" PRIu64 ": %s", cases[c].n, err.msg);
-    CHECK(s.byz.at == cases[c].at, "N=%" PRIu64 ": at %" PRId64 ", want %" PRId64, cases[c].n,
-          s.byz.at, cases[c].at);
+    CHECKF(qm_stream_init(&s, t, 0, &err) == 0, "N=%" PRIu64 ": %s", cases[c].n, err.msg);
+    CHECKF(s.byz.at == cases[c].at, "N=%" PRIu64 ": at %" PRId64 ", want %" PRId64, cases[c].n,
+           s.byz.at, cases[c].at);
     free(t);
   }
 }
@@ -222,36 +147,33 @@ static void test_flip_index(void) {
 /* No seed: the clock seed is used as random.seed(time.time_ns()); a bad seed is an error
  * naming it and leaves the stream untouched. */
 static void test_seeds(void) {
-  struct qm_topology *t = demo_topology();
+  struct qm_topology *t = byzantine_topology("PROVIDER_C");
   struct qm_stream a, b, before;
   struct qm_stream_item ia, ib;
   struct qm_err err = {0};
 
-  if (!t) {
-    CHECK(0, "calloc");
+  if (!t)
     return;
-  }
-  snprintf(t->byzantine_provider, sizeof t->byzantine_provider, "%s", "PROVIDER_C");
-  CHECK(qm_stream_init(&a, t, 12345, &err) == 0, "seed 7: %s", err.msg);
+  CHECKF(qm_stream_init(&a, t, 12345, &err) == 0, "seed 7: %s", err.msg);
   t->random_seed[0] = '\0';
-  CHECK(qm_stream_init(&b, t, 7, &err) == 0, "clock seed: %s", err.msg);
-  CHECK(a.byz.at == b.byz.at, "clock seed 7 differs from seed \"7\"");
+  CHECKF(qm_stream_init(&b, t, 7, &err) == 0, "clock seed: %s", err.msg);
+  CHECKF(a.byz.at == b.byz.at, "clock seed 7 differs from seed \"7\"");
   qm_stream_next(&a, &ia);
   qm_stream_next(&b, &ib);
-  CHECK(strcmp(ia.context, ib.context) == 0 && strcmp(ia.domain, ib.domain) == 0,
-        "clock seed 7 stream differs from seed \"7\"");
+  CHECKF(strcmp(ia.context, ib.context) == 0 && strcmp(ia.domain, ib.domain) == 0,
+         "clock seed 7 stream differs from seed \"7\"");
 
   snprintf(t->random_seed, sizeof t->random_seed, "%s", "seven");
   before = b;
   qm_err_clear(&err);
-  CHECK(qm_stream_init(&b, t, 7, &err) < 0, "seed \"seven\" accepted");
-  CHECK(strstr(err.msg, "seven") != NULL, "error does not name the seed: %s", err.msg);
-  CHECK(memcmp(&b, &before, sizeof b) == 0, "failed init changed the stream");
+  CHECKF(qm_stream_init(&b, t, 7, &err) < 0, "seed \"seven\" accepted");
+  CHECKF(strstr(err.msg, "seven") != NULL, "error does not name the seed: %s", err.msg);
+  CHECKF(memcmp(&b, &before, sizeof b) == 0, "failed init changed the stream");
 
   snprintf(t->random_seed, sizeof t->random_seed, "%s", "7");
   t->ndomains = 0;
   qm_err_clear(&err);
-  CHECK(qm_stream_init(&b, t, 7, &err) < 0, "no domains accepted");
+  CHECKF(qm_stream_init(&b, t, 7, &err) < 0, "no domains accepted");
   free(t);
 }
 
@@ -261,6 +183,5 @@ int main(void) {
   test_draw_variants();
   test_flip_index();
   test_seeds();
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed != 0;
+  return qm_checks_done();
 }

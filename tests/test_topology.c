@@ -8,21 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "topology.h"
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                     \
-  do {                                                       \
-    if (cond) {                                              \
-      passed++;                                              \
-    } else {                                                 \
-      failed++;                                              \
-      printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-      printf(__VA_ARGS__);                                   \
-      printf("\n");                                          \
-    }                                                        \
-  } while (0)
 
 /* A small valid topology; the error cases below edit one line of it. */
 static const char base_yaml[] =
@@ -70,14 +57,10 @@ static void expect_error_at(int line, const char *yaml, size_t len, const char *
   qm_err_clear(&err);
   rc = qm_topology_load_buffer("t.yaml", yaml, len, "PROVIDER_A", &t, &err);
   snprintf(prefix, sizeof prefix, "t.yaml:%s: ", where);
-  if (rc < 0 && t == NULL && !strncmp(err.msg, prefix, strlen(prefix)) &&
-      strstr(err.msg, fragment)) {
-    passed++;
-  } else {
-    failed++;
-    printf("FAIL %s:%d: expected rc < 0 and \"%s...%s\", got rc=%d \"%s\"\n", __FILE__, line,
-           prefix, fragment, rc, err.msg);
-  }
+  CHECKF_AT(__FILE__, line,
+            rc < 0 && t == NULL && !strncmp(err.msg, prefix, strlen(prefix)) &&
+                strstr(err.msg, fragment),
+            "expected rc < 0 and \"%s...%s\", got rc=%d \"%s\"", prefix, fragment, rc, err.msg);
   qm_topology_free(t);
 }
 #define EXPECT_ERROR(yaml, where, fragment) \
@@ -111,82 +94,82 @@ static void test_default(void) {
   const struct qm_region *r;
   int rc = qm_topology_load_buffer("<built-in>", qm_default_topology_yaml,
                                    qm_default_topology_yaml_len, NULL, &t, &err);
-  CHECK(rc == 0 && t, "default topology: %s", err.msg);
+  CHECKF(rc == 0 && t, "default topology: %s", err.msg);
   if (!t) return;
-  CHECK(t->nregions == 2 && t->nproviders == 3, "%zu regions, %zu providers", t->nregions,
-        t->nproviders);
-  CHECK(!strcmp(t->regions[0].name, "a") && !strcmp(t->regions[1].name, "b"), "region names");
-  CHECK(!strcmp(t->regions[0].front.id, "NUVL_A") &&
-            !strcmp(t->regions[0].front.listen, "127.0.0.1:8000"),
-        "NUVL_A %s", t->regions[0].front.listen);
-  CHECK(!strcmp(t->regions[1].front.id, "NUVL_B") &&
-            !strcmp(t->regions[1].front.listen, "127.0.0.1:8001"),
-        "NUVL_B %s", t->regions[1].front.listen);
-  CHECK(
+  CHECKF(t->nregions == 2 && t->nproviders == 3, "%zu regions, %zu providers", t->nregions,
+         t->nproviders);
+  CHECKF(!strcmp(t->regions[0].name, "a") && !strcmp(t->regions[1].name, "b"), "region names");
+  CHECKF(!strcmp(t->regions[0].front.id, "NUVL_A") &&
+             !strcmp(t->regions[0].front.listen, "127.0.0.1:8000"),
+         "NUVL_A %s", t->regions[0].front.listen);
+  CHECKF(!strcmp(t->regions[1].front.id, "NUVL_B") &&
+             !strcmp(t->regions[1].front.listen, "127.0.0.1:8001"),
+         "NUVL_B %s", t->regions[1].front.listen);
+  CHECKF(
       !strcmp(t->regions[0].hub.id, "HUB_A") && !strcmp(t->regions[0].hub.listen, "127.0.0.1:8100"),
       "HUB_A");
-  CHECK(
+  CHECKF(
       !strcmp(t->regions[1].hub.id, "HUB_B") && !strcmp(t->regions[1].hub.listen, "127.0.0.1:8101"),
       "HUB_B");
-  CHECK(!strcmp(t->providers[0].ep.id, "PROVIDER_A") &&
-            !strcmp(t->providers[0].ep.listen, "127.0.0.1:9001"),
-        "PA");
-  CHECK(!strcmp(t->providers[1].ep.id, "PROVIDER_B") &&
-            !strcmp(t->providers[1].ep.listen, "127.0.0.1:9002"),
-        "PB");
-  CHECK(!strcmp(t->providers[2].ep.id, "PROVIDER_C") &&
-            !strcmp(t->providers[2].ep.listen, "127.0.0.1:9003"),
-        "PC");
-  CHECK(!strcmp(t->auditor.id, "AUDITOR") && !strcmp(t->auditor.listen, "127.0.0.1:8200"),
-        "auditor");
-  CHECK(!strcmp(t->regions[1].hub.advertise, "127.0.0.1:8101") &&
-            !strcmp(t->providers[2].ep.advertise, "127.0.0.1:9003") &&
-            !strcmp(t->auditor.advertise, "127.0.0.1:8200"),
-        "advertise defaults to listen");
-  CHECK(t->quorum_threshold == 2 && t->deadline_ms == 3000, "quorum %u/%u", t->quorum_threshold,
-        t->deadline_ms);
-  CHECK(t->total_requests == 100 && t->failover_at == -1, "requests");
-  CHECK(t->worker_count == 12 && t->post_queue_max == 5000, "workers");
-  CHECK(t->random_seed[0] == '\0', "no seed: '%s'", t->random_seed);
-  CHECK(!strcmp(t->expected_context, "CTX_ALPHA"), "context %s", t->expected_context);
-  CHECK(t->byzantine_provider[0] == '\0' && t->byzantine_at == -1, "byzantine drawn");
-  CHECK(t->ndomains == 3 && !strcmp(t->domains[0].name, "payments") &&
-            !strcmp(t->domains[1].name, "identity") && !strcmp(t->domains[2].name, "storage"),
-        "domain order");
-  CHECK(qm_topology_threshold(t, "payments") == 0.55 &&
-            qm_topology_threshold(t, "identity") == 0.60 &&
-            qm_topology_threshold(t, "storage") == 0.50 &&
-            qm_topology_threshold(t, "other") == 0.60 && qm_topology_threshold(t, NULL) == 0.60,
-        "thresholds");
-  CHECK(!t->tls.enabled && !t->keys_dir[0], "no tls, no keys_dir");
-  CHECK(!strcmp(t->source, "<built-in>"), "source %s", t->source);
-  CHECK(secret_is_clear(&t->providers[0]) && secret_is_clear(&t->providers[1]) &&
-            secret_is_clear(&t->providers[2]),
-        "no secrets without an id");
+  CHECKF(!strcmp(t->providers[0].ep.id, "PROVIDER_A") &&
+             !strcmp(t->providers[0].ep.listen, "127.0.0.1:9001"),
+         "PA");
+  CHECKF(!strcmp(t->providers[1].ep.id, "PROVIDER_B") &&
+             !strcmp(t->providers[1].ep.listen, "127.0.0.1:9002"),
+         "PB");
+  CHECKF(!strcmp(t->providers[2].ep.id, "PROVIDER_C") &&
+             !strcmp(t->providers[2].ep.listen, "127.0.0.1:9003"),
+         "PC");
+  CHECKF(!strcmp(t->auditor.id, "AUDITOR") && !strcmp(t->auditor.listen, "127.0.0.1:8200"),
+         "auditor");
+  CHECKF(!strcmp(t->regions[1].hub.advertise, "127.0.0.1:8101") &&
+             !strcmp(t->providers[2].ep.advertise, "127.0.0.1:9003") &&
+             !strcmp(t->auditor.advertise, "127.0.0.1:8200"),
+         "advertise defaults to listen");
+  CHECKF(t->quorum_threshold == 2 && t->deadline_ms == 3000, "quorum %u/%u", t->quorum_threshold,
+         t->deadline_ms);
+  CHECKF(t->total_requests == 100 && t->failover_at == -1, "requests");
+  CHECKF(t->worker_count == 12 && t->post_queue_max == 5000, "workers");
+  CHECKF(t->random_seed[0] == '\0', "no seed: '%s'", t->random_seed);
+  CHECK_EQ_S(t->expected_context, "CTX_ALPHA");
+  CHECKF(t->byzantine_provider[0] == '\0' && t->byzantine_at == -1, "byzantine drawn");
+  CHECKF(t->ndomains == 3 && !strcmp(t->domains[0].name, "payments") &&
+             !strcmp(t->domains[1].name, "identity") && !strcmp(t->domains[2].name, "storage"),
+         "domain order");
+  CHECKF(qm_topology_threshold(t, "payments") == 0.55 &&
+             qm_topology_threshold(t, "identity") == 0.60 &&
+             qm_topology_threshold(t, "storage") == 0.50 &&
+             qm_topology_threshold(t, "other") == 0.60 && qm_topology_threshold(t, NULL) == 0.60,
+         "thresholds");
+  CHECKF(!t->tls.enabled && !t->keys_dir[0], "no tls, no keys_dir");
+  CHECK_EQ_S(t->source, "<built-in>");
+  CHECKF(secret_is_clear(&t->providers[0]) && secret_is_clear(&t->providers[1]) &&
+             secret_is_clear(&t->providers[2]),
+         "no secrets without an id");
   r = qm_topology_find_region_of(t, "HUB_B");
-  CHECK(r && !strcmp(r->name, "b"), "region of HUB_B");
+  CHECKF(r && !strcmp(r->name, "b"), "region of HUB_B");
   r = qm_topology_find_region_of(t, "NUVL_A");
-  CHECK(r && !strcmp(r->name, "a"), "region of NUVL_A");
-  CHECK(!qm_topology_find_region_of(t, "PROVIDER_A"), "providers have no region");
-  CHECK(qm_topology_find_provider(t, "PROVIDER_C") == &t->providers[2], "find PROVIDER_C");
-  CHECK(!qm_topology_find_provider(t, "HUB_A") && !qm_topology_find_provider(t, NULL),
-        "find misses");
-  CHECK(!strcmp(qm_topology_role_of(t, "NUVL_B"), "front") &&
-            !strcmp(qm_topology_role_of(t, "HUB_A"), "hub") &&
-            !strcmp(qm_topology_role_of(t, "PROVIDER_B"), "provider") &&
-            !strcmp(qm_topology_role_of(t, "AUDITOR"), "auditor") &&
-            !qm_topology_role_of(t, "NOBODY"),
-        "roles");
-  CHECK(t->providers[0].ep.id_pos.line > 1 && t->providers[0].ep.id_pos.column > 1,
-        "positions kept");
-  CHECK(qm_topology_validate(t, &err) == 0, "validate: %s", err.msg);
+  CHECKF(r && !strcmp(r->name, "a"), "region of NUVL_A");
+  CHECKF(!qm_topology_find_region_of(t, "PROVIDER_A"), "providers have no region");
+  CHECKF(qm_topology_find_provider(t, "PROVIDER_C") == &t->providers[2], "find PROVIDER_C");
+  CHECKF(!qm_topology_find_provider(t, "HUB_A") && !qm_topology_find_provider(t, NULL),
+         "find misses");
+  CHECKF(!strcmp(qm_topology_role_of(t, "NUVL_B"), "front") &&
+             !strcmp(qm_topology_role_of(t, "HUB_A"), "hub") &&
+             !strcmp(qm_topology_role_of(t, "PROVIDER_B"), "provider") &&
+             !strcmp(qm_topology_role_of(t, "AUDITOR"), "auditor") &&
+             !qm_topology_role_of(t, "NOBODY"),
+         "roles");
+  CHECKF(t->providers[0].ep.id_pos.line > 1 && t->providers[0].ep.id_pos.column > 1,
+         "positions kept");
+  CHECKF(qm_topology_validate(t, &err) == 0, "validate: %s", err.msg);
   qm_topology_free(t);
   qm_topology_free(NULL);
 
   /* the file on disk is the same text */
   t = NULL;
   rc = qm_topology_load("../deploy/topology.yaml", NULL, &t, &err);
-  CHECK(rc == 0 && t && t->nproviders == 3, "deploy/topology.yaml: %s", err.msg);
+  CHECKF(rc == 0 && t && t->nproviders == 3, "deploy/topology.yaml: %s", err.msg);
   qm_topology_free(t);
 }
 
@@ -204,27 +187,27 @@ static void test_secrets(void) {
     t = NULL;
     rc = qm_topology_load_buffer("<built-in>", qm_default_topology_yaml,
                                  qm_default_topology_yaml_len, ids[i], &t, &err);
-    CHECK(rc == 0, "load for %s: %s", ids[i], err.msg);
+    CHECKF(rc == 0, "load for %s: %s", ids[i], err.msg);
     if (rc) continue;
     for (j = 0; j < 3; j++) {
       if (j == i)
-        CHECK(secret_is(&t->providers[j], keys[j]), "%s has its secret", ids[j]);
+        CHECKF(secret_is(&t->providers[j], keys[j]), "%s has its secret", ids[j]);
       else
-        CHECK(secret_is_clear(&t->providers[j]), "%s secret not loaded for %s", ids[j], ids[i]);
+        CHECKF(secret_is_clear(&t->providers[j]), "%s secret not loaded for %s", ids[j], ids[i]);
     }
     qm_topology_free(t);
   }
   t = NULL;
   rc = qm_topology_load_buffer("<built-in>", qm_default_topology_yaml, qm_default_topology_yaml_len,
                                "NUVL_A", &t, &err);
-  CHECK(rc == 0 && secret_is_clear(&t->providers[0]) && secret_is_clear(&t->providers[1]) &&
-            secret_is_clear(&t->providers[2]),
-        "a front loads no secret");
+  CHECKF(rc == 0 && secret_is_clear(&t->providers[0]) && secret_is_clear(&t->providers[1]) &&
+             secret_is_clear(&t->providers[2]),
+         "a front loads no secret");
   qm_topology_free(t);
 
   /* score_secret_file and key paths, relative to the topology file's directory */
   if (!mkdtemp(dir)) {
-    CHECK(0, "mkdtemp: %s", strerror(errno));
+    CHECKF(0, "mkdtemp: %s", strerror(errno));
     return;
   }
   snprintf(path, sizeof path, "%s/b.secret", dir);
@@ -258,40 +241,39 @@ static void test_secrets(void) {
   }
   t = NULL;
   rc = qm_topology_load(path, "PROVIDER_B", &t, &err);
-  CHECK(rc == 0, "load for PROVIDER_B: %s", err.msg);
+  CHECKF(rc == 0, "load for PROVIDER_B: %s", err.msg);
   if (rc == 0) {
-    CHECK(secret_is(&t->providers[1], "file-secret-B"),
-          "secret read from the file, newline dropped");
-    CHECK(secret_is_clear(&t->providers[0]) && secret_is_clear(&t->providers[2]),
-          "others not loaded");
+    CHECKF(secret_is(&t->providers[1], "file-secret-B"),
+           "secret read from the file, newline dropped");
+    CHECKF(secret_is_clear(&t->providers[0]) && secret_is_clear(&t->providers[2]),
+           "others not loaded");
     snprintf(want, sizeof want, "%s/b.secret", dir);
-    CHECK(!strcmp(t->providers[1].score_secret_file, want), "resolved %s",
-          t->providers[1].score_secret_file);
+    CHECK_EQ_S(t->providers[1].score_secret_file, want);
     snprintf(want, sizeof want, "%s/keys/b.key", dir);
-    CHECK(!strcmp(t->providers[1].signing_key, want), "signing_key %s",
-          t->providers[1].signing_key);
-    CHECK(!strcmp(t->providers[1].public_key, "/etc/qmesh/b.pub"), "absolute path kept");
+    CHECK_EQ_S(t->providers[1].signing_key, want);
+    CHECK_EQ_S(t->providers[1].public_key, "/etc/qmesh/b.pub"); /* absolute: kept */
     snprintf(want, sizeof want, "%s/keys", dir);
-    CHECK(!strcmp(t->keys_dir, want), "keys_dir %s", t->keys_dir);
+    CHECK_EQ_S(t->keys_dir, want);
     snprintf(want, sizeof want, "%s/tls/ca.pem", dir);
-    CHECK(t->tls.enabled && !strcmp(t->tls.ca, want) && !strcmp(t->tls.certs_dir, "/etc/qmesh/tls"),
-          "tls");
-    CHECK(!strcmp(t->regions[0].front.advertise, "front-a:8000") &&
-              !strcmp(t->regions[0].hub.advertise, "hub-a.mesh.svc:8100"),
-          "advertise kept");
-    CHECK(t->quorum_pos.line == 6 && t->quorum_pos.column == 3,
-          "quorum defaulted: points at providers");
+    CHECKF(t->tls.enabled && !strcmp(t->tls.ca, want) &&
+               !strcmp(t->tls.certs_dir, "/etc/qmesh/tls"),
+           "tls");
+    CHECKF(!strcmp(t->regions[0].front.advertise, "front-a:8000") &&
+               !strcmp(t->regions[0].hub.advertise, "hub-a.mesh.svc:8100"),
+           "advertise kept");
+    CHECKF(t->quorum_pos.line == 6 && t->quorum_pos.column == 3,
+           "quorum defaulted: points at providers");
   }
   qm_topology_free(t);
   t = NULL;
   rc = qm_topology_load(path, NULL, &t, &err);
-  CHECK(rc == 0 && secret_is_clear(&t->providers[1]), "no id: no secret file read: %s", err.msg);
+  CHECKF(rc == 0 && secret_is_clear(&t->providers[1]), "no id: no secret file read: %s", err.msg);
   qm_topology_free(t);
   t = NULL;
   rc = qm_topology_load(path, "PROVIDER_C", &t, &err);
   snprintf(want, sizeof want, "%s:12:68: cannot read score_secret_file", path);
-  CHECK(rc == -ENOENT && !t && !strncmp(err.msg, want, strlen(want)), "missing secret file: %d %s",
-        rc, err.msg);
+  CHECKF(rc == -ENOENT && !t && !strncmp(err.msg, want, strlen(want)), "missing secret file: %d %s",
+         rc, err.msg);
   snprintf(want, sizeof want, "%s/b.secret", dir);
   unlink(want);
   unlink(path);
@@ -299,8 +281,8 @@ static void test_secrets(void) {
 
   t = NULL;
   rc = qm_topology_load("/nonexistent/topology.yaml", NULL, &t, &err);
-  CHECK(rc == -ENOENT && !t && strstr(err.msg, "/nonexistent/topology.yaml: "), "missing file: %s",
-        err.msg);
+  CHECKF(rc == -ENOENT && !t && strstr(err.msg, "/nonexistent/topology.yaml: "), "missing file: %s",
+         err.msg);
 }
 
 static void test_errors(void) {
@@ -312,7 +294,7 @@ static void test_errors(void) {
 
   /* the base itself is fine */
   rc = qm_topology_load_buffer("t.yaml", base_yaml, strlen(base_yaml), NULL, &t, &err);
-  CHECK(rc == 0, "base: %s", err.msg);
+  CHECKF(rc == 0, "base: %s", err.msg);
   qm_topology_free(t);
 
   /* unknown keys at every level */
@@ -393,7 +375,7 @@ static void test_errors(void) {
                "9:31", "clashes with PROVIDER_B");
   y = edit(8, "  - { id: PROVIDER_B, listen: \"127.0.0.2:9001\", score_secret: B_KEY }");
   rc = qm_topology_load_buffer("t.yaml", y, strlen(y), NULL, &t, &err);
-  CHECK(rc == 0, "same port on another host is fine: %s", err.msg);
+  CHECKF(rc == 0, "same port on another host is fine: %s", err.msg);
   qm_topology_free(t);
   t = NULL;
   /* k out of 1..n */
@@ -425,7 +407,7 @@ static void test_errors(void) {
                "expected host:port");
   y = edit(8, "  - { id: PROVIDER_B, listen: \"[::1]:9002\", score_secret: B_KEY }");
   rc = qm_topology_load_buffer("t.yaml", y, strlen(y), NULL, &t, &err);
-  CHECK(rc == 0 && !strcmp(t->providers[1].ep.listen, "[::1]:9002"), "IPv6 literal: %s", err.msg);
+  CHECKF(rc == 0 && !strcmp(t->providers[1].ep.listen, "[::1]:9002"), "IPv6 literal: %s", err.msg);
   qm_topology_free(t);
   t = NULL;
   /* ids */
@@ -469,7 +451,7 @@ static void test_errors(void) {
                "10:1", "multiple documents are not allowed");
   y = edit(9, "auditor: { id: AUDITOR, listen: \"127.0.0.1:8200\" }\n...\n# trailing comment");
   rc = qm_topology_load_buffer("t.yaml", y, strlen(y), NULL, &t, &err);
-  CHECK(rc == 0, "one document with an end marker: %s", err.msg);
+  CHECKF(rc == 0, "one document with an end marker: %s", err.msg);
   qm_topology_free(t);
   t = NULL;
   EXPECT_ERROR(edit(1, "version: 1\nexpected_context: CTX_\xff"), "2:23",
@@ -485,9 +467,9 @@ static void test_errors(void) {
   /* too large: refused before parsing */
   memset(big, ' ', sizeof big);
   rc = qm_topology_load_buffer("t.yaml", big, QM_YAML_FILE_MAX + 1, NULL, &sentinel, &err);
-  CHECK(rc == -EFBIG && sentinel == (struct qm_topology *)&big &&
-            strstr(err.msg, "larger than 1048576 bytes"),
-        "too large: %d %s", rc, err.msg);
+  CHECKF(rc == -EFBIG && sentinel == (struct qm_topology *)&big &&
+             strstr(err.msg, "larger than 1048576 bytes"),
+         "too large: %d %s", rc, err.msg);
 }
 
 /* The fixtures other tests feed to `qmesh validate`: "# expect: L:C: fragment" on line 1. */
@@ -495,7 +477,7 @@ static void test_fixtures(void) {
   DIR *d = opendir("fixtures/bad");
   struct dirent *e;
   int n = 0;
-  CHECK(d != NULL, "opendir fixtures/bad: %s", strerror(errno));
+  CHECKF(d != NULL, "opendir fixtures/bad: %s", strerror(errno));
   if (!d) return;
   while ((e = readdir(d))) {
     char path[512], first[512], want[1100], *nl;
@@ -508,7 +490,7 @@ static void test_fixtures(void) {
     snprintf(path, sizeof path, "fixtures/bad/%s", e->d_name);
     f = fopen(path, "r");
     if (!f || !fgets(first, sizeof first, f) || strncmp(first, "# expect: ", 10)) {
-      CHECK(0, "%s: no '# expect: ' line", path);
+      CHECKF(0, "%s: no '# expect: ' line", path);
       if (f) fclose(f);
       continue;
     }
@@ -516,13 +498,13 @@ static void test_fixtures(void) {
     if ((nl = strchr(first, '\n'))) *nl = '\0';
     snprintf(want, sizeof want, "%s:%s", path, first + 10);
     rc = qm_topology_load(path, NULL, &t, &err);
-    CHECK(rc < 0 && !t && !strncmp(err.msg, want, strlen(want)), "%s:\n  want %s\n  got  %s", path,
-          want, err.msg);
+    CHECKF(rc < 0 && !t && !strncmp(err.msg, want, strlen(want)), "%s:\n  want %s\n  got  %s", path,
+           want, err.msg);
     qm_topology_free(t);
     n++;
   }
   closedir(d);
-  CHECK(n >= 20, "only %d fixtures", n);
+  CHECKF(n >= 20, "only %d fixtures", n);
 }
 
 static void test_three_regions(void) {
@@ -532,29 +514,29 @@ static void test_three_regions(void) {
   char want[64];
   size_t i;
   int rc = qm_topology_load("../deploy/examples/three-regions.yaml", "PROVIDER_E", &t, &err);
-  CHECK(rc == 0 && t, "three-regions: %s", err.msg);
+  CHECKF(rc == 0 && t, "three-regions: %s", err.msg);
   if (!t) return;
-  CHECK(t->nregions == 3 && t->nproviders == 5 && t->quorum_threshold == 3,
-        "3 regions, 5 providers, 3 of 5");
+  CHECKF(t->nregions == 3 && t->nproviders == 5 && t->quorum_threshold == 3,
+         "3 regions, 5 providers, 3 of 5");
   for (i = 0; i < 3; i++) {
     snprintf(want, sizeof want, "127.0.0.1:%zu", 8000 + i);
-    CHECK(!strcmp(t->regions[i].front.id, fronts[i]) && !strcmp(t->regions[i].front.listen, want),
-          "front %zu", i);
+    CHECKF(!strcmp(t->regions[i].front.id, fronts[i]) && !strcmp(t->regions[i].front.listen, want),
+           "front %zu", i);
     snprintf(want, sizeof want, "127.0.0.1:%zu", 8100 + i);
-    CHECK(!strcmp(t->regions[i].hub.id, hubs[i]) && !strcmp(t->regions[i].hub.listen, want),
-          "hub %zu", i);
+    CHECKF(!strcmp(t->regions[i].hub.id, hubs[i]) && !strcmp(t->regions[i].hub.listen, want),
+           "hub %zu", i);
   }
   for (i = 0; i < 5; i++) {
     char id[16];
     snprintf(id, sizeof id, "PROVIDER_%c", (char)('A' + i));
     snprintf(want, sizeof want, "127.0.0.1:%zu", 9001 + i);
-    CHECK(!strcmp(t->providers[i].ep.id, id) && !strcmp(t->providers[i].ep.listen, want),
-          "provider %zu", i);
+    CHECKF(!strcmp(t->providers[i].ep.id, id) && !strcmp(t->providers[i].ep.listen, want),
+           "provider %zu", i);
   }
-  CHECK(secret_is(&t->providers[4], "E_KEY") && secret_is_clear(&t->providers[0]),
-        "only E's secret");
-  CHECK(!strcmp(t->auditor.listen, "127.0.0.1:8200"), "auditor");
-  CHECK(!strcmp(qm_topology_find_region_of(t, "HUB_C")->name, "c"), "region c");
+  CHECKF(secret_is(&t->providers[4], "E_KEY") && secret_is_clear(&t->providers[0]),
+         "only E's secret");
+  CHECK_EQ_S(t->auditor.listen, "127.0.0.1:8200");
+  CHECK_EQ_S(qm_topology_find_region_of(t, "HUB_C")->name, "c");
   qm_topology_free(t);
 }
 
@@ -568,13 +550,9 @@ static void env_error_at(int line, struct qm_topology *t, const char *var, const
   setenv(var, value, 1);
   rc = qm_topology_apply_env(t, &err);
   unsetenv(var);
-  if (rc < 0 && strstr(err.msg, want) && !memcmp(&before, t, sizeof before)) {
-    passed++;
-  } else {
-    failed++;
-    printf("FAIL %s:%d: %s='%s': expected \"%s\", got rc=%d \"%s\"%s\n", __FILE__, line, var, value,
-           want, rc, err.msg, memcmp(&before, t, sizeof before) ? " (topology changed)" : "");
-  }
+  CHECKF_AT(__FILE__, line, rc < 0 && strstr(err.msg, want) && !memcmp(&before, t, sizeof before),
+            "%s='%s': expected \"%s\", got rc=%d \"%s\"%s", var, value, want, rc, err.msg,
+            memcmp(&before, t, sizeof before) ? " (topology changed)" : "");
 }
 #define ENV_ERROR(t, var, value, want) env_error_at(__LINE__, t, var, value, want)
 
@@ -586,10 +564,10 @@ static void test_env(void) {
   clear_env();
   rc = qm_topology_load_buffer("<built-in>", qm_default_topology_yaml, qm_default_topology_yaml_len,
                                NULL, &t, &err);
-  CHECK(rc == 0, "load: %s", err.msg);
+  CHECKF(rc == 0, "load: %s", err.msg);
   if (rc) return;
-  CHECK(qm_topology_apply_env(t, &err) == 0 && t->total_requests == 100,
-        "no variables: nothing changes");
+  CHECKF(qm_topology_apply_env(t, &err) == 0 && t->total_requests == 100,
+         "no variables: nothing changes");
 
   setenv("TOTAL_REQUESTS", "250", 1);
   setenv("FAILOVER_AT", "10", 1);
@@ -605,20 +583,20 @@ static void test_env(void) {
   setenv("PROVIDER_C_PORT", "19003", 1);
   setenv("AUDITOR_PORT", "18200", 1);
   rc = qm_topology_apply_env(t, &err);
-  CHECK(rc == 0, "apply_env: %s", err.msg);
-  CHECK(t->total_requests == 250 && t->failover_at == 10 && t->quorum_threshold == 3, "numbers");
-  CHECK(!strcmp(t->expected_context, "CTX_BETA") && !strcmp(t->random_seed, "7"), "texts");
-  CHECK(!strcmp(t->byzantine_provider, "PROVIDER_C") && t->byzantine_at == 75, "byzantine");
-  CHECK(t->worker_count == 4 && t->post_queue_max == 100, "queues");
-  CHECK(!strcmp(t->regions[0].front.listen, "127.0.0.1:18000") &&
-            !strcmp(t->regions[0].front.advertise, "127.0.0.1:18000"),
-        "NUVL_A %s %s", t->regions[0].front.listen, t->regions[0].front.advertise);
-  CHECK(!strcmp(t->regions[1].hub.listen, "127.0.0.1:18101"), "HUB_B %s", t->regions[1].hub.listen);
-  CHECK(!strcmp(t->providers[2].ep.listen, "127.0.0.1:19003") &&
-            !strcmp(t->providers[2].ep.advertise, "127.0.0.1:19003"),
-        "PROVIDER_C");
-  CHECK(!strcmp(t->auditor.listen, "127.0.0.1:18200"), "AUDITOR");
-  CHECK(!strcmp(t->regions[1].front.listen, "127.0.0.1:8001"), "NUVL_B untouched");
+  CHECKF(rc == 0, "apply_env: %s", err.msg);
+  CHECKF(t->total_requests == 250 && t->failover_at == 10 && t->quorum_threshold == 3, "numbers");
+  CHECKF(!strcmp(t->expected_context, "CTX_BETA") && !strcmp(t->random_seed, "7"), "texts");
+  CHECKF(!strcmp(t->byzantine_provider, "PROVIDER_C") && t->byzantine_at == 75, "byzantine");
+  CHECKF(t->worker_count == 4 && t->post_queue_max == 100, "queues");
+  CHECKF(!strcmp(t->regions[0].front.listen, "127.0.0.1:18000") &&
+             !strcmp(t->regions[0].front.advertise, "127.0.0.1:18000"),
+         "NUVL_A %s %s", t->regions[0].front.listen, t->regions[0].front.advertise);
+  CHECK_EQ_S(t->regions[1].hub.listen, "127.0.0.1:18101");
+  CHECKF(!strcmp(t->providers[2].ep.listen, "127.0.0.1:19003") &&
+             !strcmp(t->providers[2].ep.advertise, "127.0.0.1:19003"),
+         "PROVIDER_C");
+  CHECK_EQ_S(t->auditor.listen, "127.0.0.1:18200");
+  CHECK_EQ_S(t->regions[1].front.listen, "127.0.0.1:8001"); /* NUVL_B untouched */
   clear_env();
 
   /* empty values: the seed cleared, the Byzantine draw restored, other numbers unset */
@@ -627,15 +605,15 @@ static void test_env(void) {
   setenv("BYZANTINE_AT", "", 1);
   setenv("TOTAL_REQUESTS", "", 1);
   rc = qm_topology_apply_env(t, &err);
-  CHECK(rc == 0 && !t->random_seed[0] && !t->byzantine_provider[0] && t->byzantine_at == -1 &&
-            t->total_requests == 250,
-        "empty values: %s", err.msg);
+  CHECKF(rc == 0 && !t->random_seed[0] && !t->byzantine_provider[0] && t->byzantine_at == -1 &&
+             t->total_requests == 250,
+         "empty values: %s", err.msg);
   clear_env();
   setenv("BYZANTINE_PROVIDER", "none", 1);
   setenv("RANDOM_SEED", "-12345678901234567890123456789", 1);
   rc = qm_topology_apply_env(t, &err);
-  CHECK(rc == 0 && !strcmp(t->byzantine_provider, "none") && t->random_seed[0] == '-',
-        "none, big seed: %s", err.msg);
+  CHECKF(rc == 0 && !strcmp(t->byzantine_provider, "none") && t->random_seed[0] == '-',
+         "none, big seed: %s", err.msg);
   clear_env();
 
   /* nonsense is an error naming the variable and value; the topology stays as it was */
@@ -666,7 +644,7 @@ static void test_env(void) {
   ENV_ERROR(t, "PROVIDER_B_PORT", "19003",
             "<built-in>: PROVIDER_C listen address '127.0.0.1:19003' clashes with "
             "PROVIDER_B's '127.0.0.1:19003'");
-  CHECK(qm_topology_apply_env(NULL, &err) == -EINVAL, "NULL topology");
+  CHECKF(qm_topology_apply_env(NULL, &err) == -EINVAL, "NULL topology");
   qm_topology_free(t);
   clear_env();
 }
@@ -676,25 +654,25 @@ static void test_validate(void) {
   struct qm_err err;
   int rc = qm_topology_load_buffer("<built-in>", qm_default_topology_yaml,
                                    qm_default_topology_yaml_len, NULL, &t, &err);
-  CHECK(rc == 0, "load: %s", err.msg);
+  CHECKF(rc == 0, "load: %s", err.msg);
   if (rc) return;
   t->quorum_threshold = 4;
   rc = qm_topology_validate(t, &err);
-  CHECK(rc == -EINVAL && strstr(err.msg, "<built-in>:14:14: quorum threshold 4"), "k > n: %s",
-        err.msg);
+  CHECKF(rc == -EINVAL && strstr(err.msg, "<built-in>:14:14: quorum threshold 4"), "k > n: %s",
+         err.msg);
   t->quorum_threshold = 2;
   snprintf(t->byzantine_provider, sizeof t->byzantine_provider, "HUB_A");
   rc = qm_topology_validate(t, &err);
-  CHECK(rc == -EINVAL && strstr(err.msg, "<built-in>:25:13: unknown byzantine provider 'HUB_A'"),
-        "byz: %s", err.msg);
+  CHECKF(rc == -EINVAL && strstr(err.msg, "<built-in>:25:13: unknown byzantine provider 'HUB_A'"),
+         "byz: %s", err.msg);
   t->byzantine_provider[0] = '\0';
   t->worker_count = 0;
   rc = qm_topology_validate(t, &err);
-  CHECK(rc == -EINVAL && !strcmp(err.msg, "<built-in>: worker_count 0 out of range 1..1024"),
-        "workers: %s", err.msg);
+  CHECKF(rc == -EINVAL && !strcmp(err.msg, "<built-in>: worker_count 0 out of range 1..1024"),
+         "workers: %s", err.msg);
   t->worker_count = 12;
-  CHECK(qm_topology_validate(t, &err) == 0, "valid again: %s", err.msg);
-  CHECK(qm_topology_validate(NULL, &err) == -EINVAL, "NULL");
+  CHECKF(qm_topology_validate(t, &err) == 0, "valid again: %s", err.msg);
+  CHECKF(qm_topology_validate(NULL, &err) == -EINVAL, "NULL");
   qm_topology_free(t);
 }
 
@@ -706,6 +684,5 @@ int main(void) {
   test_three_regions();
   test_env();
   test_validate();
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return qm_checks_done();
 }

@@ -15,6 +15,7 @@ static const struct {
     {"validate", qm_cmd_validate, "check a topology file"},
     {"keygen", qm_cmd_keygen, "make Ed25519 signing keys for every provider"},
     {"certs", qm_cmd_certs, "make a CA and a certificate per instance for mutual TLS"},
+    {"bench", qm_cmd_bench, "run the mesh under load: requests/s, latency, CPU per process, beside a bare echo"},
     {"audit", qm_cmd_audit, "audit verify LOG: check an auditor's log (chain and signatures) offline"},
 };
 

@@ -13,6 +13,7 @@ int qm_cmd_validate(int argc, char **argv);
 int qm_cmd_keygen(int argc, char **argv);
 int qm_cmd_audit(int argc, char **argv);
 int qm_cmd_certs(int argc, char **argv);
+int qm_cmd_bench(int argc, char **argv);
 
 #define QM_REQUESTER_ID "requester" /* the certificate identity of requesters and tools */
 

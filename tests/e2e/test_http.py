@@ -454,7 +454,44 @@ print("hub gone: %d in %.1f s: %r" % (code, time.time() - t0, reply[:300]), flus
 for rid, _ in reversed(ROLES):
     rc = meshlib.stop(procs[rid])
     R.eq(rc, 0, "%s exits 0 on SIGTERM" % rid)
-for rid, _ in ROLES:
-    log = open(os.path.join(logs, rid + ".log")).read()
-    R.check("AddressSanitizer" not in log and "runtime error" not in log, "%s: no sanitizer report" % rid)
+
+# ---- 4: with mutual TLS on, the HTTP side still reaches its own role (its own certificate) ----
+work = tempfile.mkdtemp(prefix="qmesh-http-tls-")
+subprocess.run([os.path.join(BIN, "qmesh"), "certs", "--out", work], check=True, capture_output=True)
+ttext, tports = meshlib.topology_yaml(regions=1, extra="tls: { ca: %s/ca.crt, certs_dir: %s }\nkeys_dir: %s\n"
+                                      % (work, work, keys))
+ttopo = meshlib.write_topology(ttext)
+textra = meshlib.free_ports(3)
+while set(textra) & set(tports.values()):
+    textra = meshlib.free_ports(3)
+tprocs = {}
+for rid, role in [("AUDITOR", "auditor"), ("PROVIDER_A", "provider"), ("PROVIDER_B", "provider"),
+                  ("PROVIDER_C", "provider"), ("HUB_A", "hub"), ("NUVL_A", "front")]:
+    http = {"AUDITOR": ["--metrics-addr", "127.0.0.1:%d" % textra[0]],
+            "NUVL_A": ["--metrics-addr", "127.0.0.1:%d" % textra[1], "--ingress-addr", "127.0.0.1:%d" % textra[2]]}
+    args = [os.path.join(BIN, "qmesh-" + role), "--topology", ttopo, "--id", rid, "--drain-ms", "0"] + \
+        http.get(rid, ["--metrics-addr", "off"])
+    tprocs[rid] = meshlib.spawn(args, env=meshlib.clean_env(), stderr=open(os.path.join(logs, "tls-" + rid + ".log"), "w"))
+R.check(wait_http("http://127.0.0.1:%d/metrics" % textra[0]), "TLS: the auditor serves /metrics")
+R.check(wait_http("http://127.0.0.1:%d/metrics" % textra[1]), "TLS: the front serves /metrics")
+tbody = b'{"tls":1}'
+deadline, code = time.time() + 20, 0
+while time.time() < deadline and code != 204:  # the front's hub may still be starting
+    code, _, reply = curl("http://127.0.0.1:%d/" % textra[2], "--data-binary", tbody.decode(), "-H", "X-Domain: storage")
+    if code != 204:
+        time.sleep(0.2)
+R.eq(code, 204, "TLS: curl POST / answers 204")
+deadline, dec = time.time() + 15, 0
+while time.time() < deadline and dec < 1:
+    code, _, page = http_get("http://127.0.0.1:%d/metrics" % textra[0])
+    dec = parse_strict(page)["samples"].get(("qmesh_decided_total", (("id", "AUDITOR"), ("role", "auditor"))), 0) \
+        if code == 200 else 0
+    time.sleep(0.1)
+R.eq(dec, 1.0, "TLS: the auditor's /metrics shows the request decided")
+for rid in reversed(list(tprocs)):
+    R.eq(meshlib.stop(tprocs[rid]), 0, "TLS: %s exits 0" % rid)
+
+for name in os.listdir(logs):
+    log = open(os.path.join(logs, name)).read()
+    R.check("AddressSanitizer" not in log and "runtime error" not in log, "%s: no sanitizer report" % name)
 R.finish()

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from concurrent import futures
 
 import grpc
@@ -53,10 +54,12 @@ text, ports = meshlib.topology_yaml(extra="keys_dir: %s\n" % keys)
 topo = meshlib.write_topology(text)
 env = meshlib.clean_env(RANDOM_SEED=7, BYZANTINE_PROVIDER="PROVIDER_C", BYZANTINE_AT=0)
 procs = {}
+AUD_METRICS = meshlib.free_ports(1)[0]
 for rid, role in [("AUDITOR", "auditor"), ("PROVIDER_A", "provider"), ("PROVIDER_B", "provider"),
                   ("PROVIDER_C", "provider"), ("HUB_A", "hub"), ("NUVL_A", "front")]:
+    http = ["--metrics-addr", "127.0.0.1:%d" % AUD_METRICS] if rid == "AUDITOR" else []
     procs[rid] = meshlib.spawn([os.path.join(BIN, "qmesh-" + role), "--topology", topo, "--id", rid,
-                                "--drain-ms", "0"], env=env, stderr=subprocess.DEVNULL)
+                                "--drain-ms", "0"] + http, env=env, stderr=subprocess.DEVNULL)
 for rid in procs:
     meshlib.wait_serving("127.0.0.1:%d" % ports[rid])
 AUD = "127.0.0.1:%d" % ports["AUDITOR"]
@@ -144,16 +147,24 @@ def tcp_sockets(pid):
             for line in f.readlines()[1:]:
                 cols = line.split()
                 if cols[9] in inodes:
-                    socks.append((int(cols[1].split(":")[1], 16), int(cols[3], 16)))
+                    socks.append((int(cols[1].split(":")[1], 16), int(cols[2].split(":")[1], 16)))
     return socks
 
 
+# The auditor's /metrics side is a gRPC client of the auditor itself (Stats, Summary over
+# loopback): scrape once so that connection exists, then allow exactly that.
+with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % AUD_METRICS, timeout=10) as r:
+    R.eq(r.status, 200, "the auditor serves /metrics")
 socks = tcp_sockets(procs["AUDITOR"].pid)
+own = {ports["AUDITOR"], AUD_METRICS}
 R.check(len(socks) >= 2, "the auditor has its listener and accepted connections (%r)" % socks)
-R.eq(sorted({local for local, _ in socks}), [ports["AUDITOR"]],
-     "every auditor socket is on its own listening port: no outbound connection")
+R.eq(sorted((local, remote) for local, remote in socks if local not in own and remote != ports["AUDITOR"]), [],
+     "every auditor socket is on its own ports or dials its own gRPC port: no outbound connection")
+R.check(any(local not in own and remote == ports["AUDITOR"] for local, remote in socks),
+        "the check sees the /metrics side's loopback connection to the auditor itself")
 prov_socks = tcp_sockets(procs["PROVIDER_A"].pid)
-R.check(any(local != ports["PROVIDER_A"] for local, _ in prov_socks), "the check can fail: a provider dials out")
+R.check(any(local != ports["PROVIDER_A"] and remote != ports["PROVIDER_A"] for local, remote in prov_socks),
+        "the check can fail: a provider dials out")
 R.eq(sorted(meshlib.reflected_methods(AUD, "qmesh.v1.Auditor")), ["DriftTrace", "Lookup", "Report", "ReportBatch", "Stats", "Summary"],
      "the auditor's service has only Report and reads")
 

@@ -1,0 +1,564 @@
+/* bench.c: `qmesh bench`: the whole mesh under load (requests/s from first submit to last
+ * decision, latency, CPU and memory per process, the counts that prove nothing was lost),
+ * beside a bare unary echo on the same rpc core as the ceiling. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "echo_bench.h"
+#include "latency.h"
+#include "qmesh.h"
+#include "qmesh/v1/qmesh.pb-c.h"
+#include "requester.h"
+#include "rpc.h"
+#include "summary.h"
+#include "text.h"
+
+#define BENCH_TOTAL_DEFAULT 10000
+#define BENCH_ECHO_MS_DEFAULT 2000
+#define BENCH_ECHO_WARMUP_MS 200
+#define BENCH_ECHO_PAYLOAD 64 /* about a SubmitRequest with its metadata */
+#define BENCH_STATS_TIMEOUT_MS 5000
+#define BENCH_TARGET_RATE 20000.0 /* issue 6: fully audited requests/s on 2 cores */
+#define BENCH_TARGET_P99_MS 10.0  /* ... with p99 <= 10 ms at half that load */
+
+static volatile int interrupted;
+
+static void *signal_thread(void *arg) {
+  (void)arg;
+  while (!qm_rpc_wait_signal(1000)) {
+  }
+  interrupted = 1;
+  return NULL;
+}
+
+/* ---- this machine and its processes, from /proc ---- */
+
+struct usage {
+  double cpu_s;    /* utime + stime */
+  uint64_t hwm_kb; /* VmHWM: peak resident set */
+  int ok;
+};
+
+/* read_usage: CPU seconds and peak RSS of |pid| (0: this process); ok = 0 when unreadable. */
+static struct usage read_usage(pid_t pid) {
+  struct usage u = {0};
+  char path[64], buf[2048];
+  if (pid) snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  else snprintf(path, sizeof path, "/proc/self/stat");
+  FILE *f = fopen(path, "r");
+  if (!f) return u;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  /* comm may hold spaces and parentheses: fields resume after the last ')'. utime and
+   * stime are fields 14 and 15, the 12th and 13th after it. */
+  char *p = strrchr(buf, ')');
+  unsigned long long utime = 0, stime = 0;
+  if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2) return u;
+  long tck = sysconf(_SC_CLK_TCK);
+  u.cpu_s = (double)(utime + stime) / (double)(tck > 0 ? tck : 100);
+  if (pid) snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  else snprintf(path, sizeof path, "/proc/self/status");
+  f = fopen(path, "r");
+  while (f && fgets(buf, sizeof buf, f)) {
+    unsigned long long kb;
+    if (sscanf(buf, "VmHWM: %llu kB", &kb) == 1) u.hwm_kb = kb;
+  }
+  if (f) fclose(f);
+  u.ok = 1;
+  return u;
+}
+
+struct machine {
+  long nproc;
+  char model[128];
+  double load[3];
+};
+
+static void read_loadavg(double load[3]) {
+  FILE *f = fopen("/proc/loadavg", "r");
+  load[0] = load[1] = load[2] = -1;
+  if (f) {
+    if (fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = load[1] = load[2] = -1;
+    fclose(f);
+  }
+}
+
+static void read_machine(struct machine *m) {
+  m->nproc = sysconf(_SC_NPROCESSORS_ONLN);
+  snprintf(m->model, sizeof m->model, "unknown");
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  char line[512];
+  while (f && fgets(line, sizeof line, f)) {
+    char *colon = strchr(line, ':');
+    if (strncmp(line, "model name", 10) != 0 || !colon) continue;
+    colon++;
+    while (*colon == ' ' || *colon == '\t') colon++;
+    colon[strcspn(colon, "\n")] = '\0';
+    snprintf(m->model, sizeof m->model, "%s", colon);
+    break;
+  }
+  if (f) fclose(f);
+  read_loadavg(m->load);
+}
+
+/* ---- what each role counted (its Stats) ---- */
+
+struct role_row {
+  struct qm_child child; /* a copy: the supervisor's table dies with the mesh */
+  struct usage before, after;
+  /* front: submit_accepted; hub: relays; provider: report_batches, report_retries, reported */
+  uint64_t calls_out, retries, reported;
+};
+
+static const char *service_of(const char *role) {
+  if (strcmp(role, "front") == 0) return "Front";
+  if (strcmp(role, "hub") == 0) return "Hub";
+  if (strcmp(role, "provider") == 0) return "Provider";
+  return "Auditor";
+}
+
+static uint64_t counter_of(const Qmesh__V1__RoleStats *s, const char *name) {
+  for (size_t i = 0; i < s->n_counters; i++)
+    if (strcmp(s->counters[i]->name, name) == 0) return s->counters[i]->value;
+  return 0;
+}
+
+/* fetch_counters: the outgoing calls a role made, from its Stats. */
+static int fetch_counters(struct role_row *row, struct qm_err *err) {
+  const struct qm_child *c = &row->child;
+  char path[64];
+  snprintf(path, sizeof path, "/qmesh.v1.%s/Stats", service_of(c->role));
+  struct qm_rpc_result res;
+  uint8_t empty[1];
+  int rc = qm_rpc_call_sync_id(c->dial, c->id, path, empty, 0, NULL, 0, BENCH_STATS_TIMEOUT_MS, 0, &res, err);
+  if (rc) return rc;
+  if (res.status != QM_STATUS_OK) {
+    free(res.resp);
+    return qm_err_set(err, -EIO, "%s at %s: Stats: %s: %s", c->id, c->dial, qm_status_name(res.status), res.details);
+  }
+  Qmesh__V1__RoleStats *s = qmesh__v1__role_stats__unpack(NULL, res.len, res.resp);
+  free(res.resp);
+  if (!s) return qm_err_set(err, -EINVAL, "%s: malformed RoleStats", c->id);
+  if (strcmp(c->role, "front") == 0) {
+    row->calls_out = counter_of(s, "submit_accepted");
+  } else if (strcmp(c->role, "hub") == 0) {
+    row->calls_out = counter_of(s, "relays");
+  } else if (strcmp(c->role, "provider") == 0) {
+    row->calls_out = counter_of(s, "report_batches");
+    row->retries = counter_of(s, "report_retries");
+    row->reported = counter_of(s, "reported");
+  }
+  qmesh__v1__role_stats__free_unpacked(s, NULL);
+  return 0;
+}
+
+/* ---- the run ---- */
+
+struct bench {
+  struct machine machine;
+  double mesh_load[3];
+  char topology_name[QM_PATH_MAX];
+  size_t nregions, nproviders;
+  unsigned quorum, worker_count, post_queue_max;
+  uint64_t total;
+  unsigned concurrency, echo_ms;
+  /* echo */
+  int echo_ran;
+  struct qm_echo_result echo;
+  struct qm_latency *echo_lat;
+  double echo_client_cpu_s, echo_server_cpu_s;
+  /* mesh */
+  struct qm_requester_result req;
+  struct qm_report rep;
+  struct qm_latency *lat;
+  struct usage self_before, self_after;
+  struct role_row *rows;
+  size_t nrows;
+  uint64_t calls_requester, calls_front, calls_hub, calls_batches, calls_batch_retries, votes_reported;
+};
+
+static double ms(int64_t ns) { return (double)ns / 1e6; }
+
+static double e2e_rate(const struct bench *b) {
+  return b->rep.e2e_seconds > 0 ? (double)b->rep.decided / b->rep.e2e_seconds : 0;
+}
+
+static uint64_t calls_total(const struct bench *b) {
+  return b->calls_requester + b->calls_front + b->calls_hub + b->calls_batches + b->calls_batch_retries;
+}
+
+static double per_request(const struct bench *b, double x) {
+  return b->rep.decided ? x / (double)b->rep.decided : 0;
+}
+
+static double mesh_cpu_s(const struct bench *b) {
+  double cpu = b->self_after.cpu_s - b->self_before.cpu_s;
+  for (size_t i = 0; i < b->nrows; i++) cpu += b->rows[i].after.cpu_s - b->rows[i].before.cpu_s;
+  return cpu;
+}
+
+static int nothing_lost(const struct bench *b) {
+  const struct qm_report *r = &b->rep;
+  return b->req.sent == b->total && b->req.accepted == b->req.sent && r->decided == b->req.accepted &&
+         r->incomplete == 0 && r->pending == 0 && r->votes_accepted == r->decided * b->nproviders &&
+         r->votes_rejected == 0 && r->votes_duplicate == 0 && r->votes_late == 0 && b->req.refused == 0 &&
+         b->req.failed == 0;
+}
+
+static void print_text(const struct bench *b, struct qm_text *o) {
+  const struct qm_report *r = &b->rep;
+  const struct machine *m = &b->machine;
+  qm_text_printf(o, "===== QMESH BENCH =====\n");
+  qm_text_printf(o, "Machine: %ld x %s; load average %.2f %.2f %.2f at start, %.2f %.2f %.2f before the mesh run\n",
+                 m->nproc, m->model, m->load[0], m->load[1], m->load[2], b->mesh_load[0], b->mesh_load[1],
+                 b->mesh_load[2]);
+  qm_text_printf(o, "Topology: %s: %zu regions, %zu providers, quorum %u of %zu, WORKER_COUNT %u, POST_QUEUE_MAX %u\n",
+                 b->topology_name, b->nregions, b->nproviders, b->quorum, b->nproviders, b->worker_count,
+                 b->post_queue_max);
+  qm_text_printf(o, "Requests: %" PRIu64 " at concurrency %u\n\n", b->total, b->concurrency);
+
+  qm_text_printf(o, "Mesh (every role its own process; a request counts once the auditor decided it)\n");
+  qm_text_printf(o, "  end-to-end rate       %10.1f requests/s (%.3f s from first submit to last decision)\n",
+                 e2e_rate(b), r->e2e_seconds);
+  qm_text_printf(o, "  submit->ack latency   p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms  (%" PRIu64
+                    " samples; an upper bound on submit->decision)\n",
+                 ms(qm_latency_percentile(b->lat, 0.50)), ms(qm_latency_percentile(b->lat, 0.99)),
+                 ms(qm_latency_percentile(b->lat, 0.999)), ms(qm_latency_max(b->lat)), qm_latency_count(b->lat));
+  qm_text_printf(o, "  rpc calls per request %10.2f (requester->front %.2f, front->hub %.2f, hub->providers %.2f, "
+                    "providers->auditor %.3f: %.1f votes per batch); %zu unbatched\n",
+                 per_request(b, (double)calls_total(b)), per_request(b, (double)b->calls_requester),
+                 per_request(b, (double)b->calls_front), per_request(b, (double)b->calls_hub),
+                 per_request(b, (double)(b->calls_batches + b->calls_batch_retries)),
+                 b->calls_batches ? (double)b->votes_reported / (double)b->calls_batches : 0, 2 + 2 * b->nproviders);
+  double cpu = mesh_cpu_s(b);
+  double cpu_us = per_request(b, cpu) * 1e6;
+  qm_text_printf(o, "  CPU per request       %10.1f us, every process (%.2f s); CPU-bound ceiling on %ld cores: %.0f requests/s\n",
+                 cpu_us, cpu, m->nproc, cpu_us > 0 ? (double)m->nproc * 1e6 / cpu_us : 0);
+  qm_text_printf(o, "  target (issue 6)      %10.0f requests/s on 2 cores, p99 <= %.0f ms at half load: measured %.1f%% of it\n\n",
+                 BENCH_TARGET_RATE, BENCH_TARGET_P99_MS, 100.0 * e2e_rate(b) / BENCH_TARGET_RATE);
+
+  if (b->echo_ran) {
+    qm_text_printf(o, "Echo baseline (unary echo of %d bytes on the same rpc core; server in a child process; "
+                      "concurrency %u; %.1f s after %.1f s warm-up)\n",
+                   BENCH_ECHO_PAYLOAD, b->concurrency, b->echo.seconds, BENCH_ECHO_WARMUP_MS / 1e3);
+    qm_text_printf(o, "  echo rate             %10.1f calls/s (%" PRIu64 " calls, %" PRIu64 " failed)\n", b->echo.rate,
+                   b->echo.calls, b->echo.failed);
+    qm_text_printf(o, "  echo latency          p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms\n",
+                   ms(qm_latency_percentile(b->echo_lat, 0.50)), ms(qm_latency_percentile(b->echo_lat, 0.99)),
+                   ms(qm_latency_percentile(b->echo_lat, 0.999)));
+    double n = (double)(b->echo.total ? b->echo.total : 1);
+    qm_text_printf(o, "  CPU per echo call     client %.1f us, server %.1f us\n", b->echo_client_cpu_s / n * 1e6,
+                   b->echo_server_cpu_s / n * 1e6);
+    double ratio = b->echo.rate > 0 ? e2e_rate(b) / b->echo.rate : 0;
+    qm_text_printf(o, "  mesh : echo           1 : %.1f (%.4f); mesh rpc calls/s %.0f = %.1f%% of echo calls/s\n\n",
+                   ratio > 0 ? 1 / ratio : 0, ratio, e2e_rate(b) * per_request(b, (double)calls_total(b)),
+                   b->echo.rate > 0 ? 100.0 * e2e_rate(b) * per_request(b, (double)calls_total(b)) / b->echo.rate : 0);
+  }
+
+  qm_text_printf(o, "Processes (CPU during the run, from /proc/<pid>/stat; peak RSS = VmHWM)\n");
+  qm_text_printf(o, "  %-12s %-9s %8s %10s %10s %12s %10s\n", "id", "role", "pid", "CPU s", "CPU s all", "us/request",
+                 "RSS MiB");
+  double self_cpu = b->self_after.cpu_s - b->self_before.cpu_s;
+  qm_text_printf(o, "  %-12s %-9s %8d %10.2f %10.2f %12.1f %10.1f\n", "(this)", "requester", (int)getpid(), self_cpu,
+                 b->self_after.cpu_s, per_request(b, self_cpu) * 1e6, (double)b->self_after.hwm_kb / 1024);
+  for (size_t i = 0; i < b->nrows; i++) {
+    const struct role_row *w = &b->rows[i];
+    double run = w->after.cpu_s - w->before.cpu_s;
+    qm_text_printf(o, "  %-12s %-9s %8d %10.2f %10.2f %12.1f %10.1f\n", w->child.id, w->child.role,
+                   (int)w->child.pid, run, w->after.cpu_s, per_request(b, run) * 1e6,
+                   (double)w->after.hwm_kb / 1024);
+  }
+  qm_text_printf(o, "  %-12s %-9s %8s %10.2f %10s %12.1f\n\n", "total", "", "", cpu, "", cpu_us);
+
+  qm_text_printf(o, "Counts\n");
+  qm_text_printf(o, "  sent %" PRIu64 ", accepted %" PRIu64 ", decided %" PRIu64 ", incomplete %" PRIu64
+                    ", pending %" PRIu64 "\n",
+                 b->req.sent, b->req.accepted, r->decided, r->incomplete, r->pending);
+  qm_text_printf(o, "  votes accepted %" PRIu64 " (requests x providers = %" PRIu64 "), rejected %" PRIu64
+                    ", duplicate %" PRIu64 ", late %" PRIu64 "\n",
+                 r->votes_accepted, r->decided * b->nproviders, r->votes_rejected, r->votes_duplicate, r->votes_late);
+  qm_text_printf(o, "  requester refused %" PRIu64 ", failed %" PRIu64 ", resent %" PRIu64 ", busy retries %" PRIu64
+                    ", failovers %" PRIu64 "\n",
+                 b->req.refused, b->req.failed, b->req.resent, b->req.retried_busy, b->req.failovers);
+  qm_text_printf(o, "  %s\n", nothing_lost(b) ? "nothing lost: every request sent was accepted and decided with every vote"
+                                               : "LOST OR INCOMPLETE: see the counts above");
+  qm_text_printf(o, "=======================\n");
+}
+
+static void json_latency(struct qm_text *o, const struct qm_latency *h) {
+  qm_text_printf(o, "{\"count\":%" PRIu64 ",\"p50\":%.4f,\"p99\":%.4f,\"p999\":%.4f,\"max\":%.4f,\"mean\":%.4f}",
+                 qm_latency_count(h), ms(qm_latency_percentile(h, 0.5)), ms(qm_latency_percentile(h, 0.99)),
+                 ms(qm_latency_percentile(h, 0.999)), ms(qm_latency_max(h)), qm_latency_mean(h) / 1e6);
+}
+
+static void print_json(const struct bench *b, struct qm_text *o) {
+  const struct qm_report *r = &b->rep;
+  const struct machine *m = &b->machine;
+  qm_text_printf(o, "{\"machine\":{\"nproc\":%ld,\"model\":", m->nproc);
+  qm_text_json_string(o, m->model);
+  qm_text_printf(o, ",\"loadavg_start\":[%.2f,%.2f,%.2f],\"loadavg_mesh\":[%.2f,%.2f,%.2f]},", m->load[0], m->load[1],
+                 m->load[2], b->mesh_load[0], b->mesh_load[1], b->mesh_load[2]);
+  qm_text_printf(o, "\"topology\":");
+  qm_text_json_string(o, b->topology_name);
+  qm_text_printf(o, ",\"regions\":%zu,\"providers\":%zu,\"quorum\":%u,\"worker_count\":%u,\"post_queue_max\":%u,"
+                    "\"total\":%" PRIu64 ",\"concurrency\":%u,",
+                 b->nregions, b->nproviders, b->quorum, b->worker_count, b->post_queue_max, b->total, b->concurrency);
+  double cpu = mesh_cpu_s(b);
+  qm_text_printf(o, "\"mesh\":{\"requests_per_s\":%.1f,\"e2e_seconds\":%.6f,\"latency_ms\":", e2e_rate(b),
+                 r->e2e_seconds);
+  json_latency(o, b->lat);
+  qm_text_printf(o, ",\"rpc_calls_per_request\":%.4f,\"rpc_calls\":{\"requester_front\":%" PRIu64
+                    ",\"front_hub\":%" PRIu64 ",\"hub_providers\":%" PRIu64 ",\"provider_auditor_batches\":%" PRIu64
+                    ",\"provider_auditor_retries\":%" PRIu64 "},\"votes_per_batch\":%.2f,\"cpu_seconds\":%.3f,"
+                    "\"cpu_us_per_request\":%.2f},",
+                 per_request(b, (double)calls_total(b)), b->calls_requester, b->calls_front, b->calls_hub,
+                 b->calls_batches, b->calls_batch_retries,
+                 b->calls_batches ? (double)b->votes_reported / (double)b->calls_batches : 0, cpu,
+                 per_request(b, cpu) * 1e6);
+  if (b->echo_ran) {
+    double n = (double)(b->echo.total ? b->echo.total : 1);
+    qm_text_printf(o, "\"echo\":{\"calls_per_s\":%.1f,\"seconds\":%.3f,\"calls\":%" PRIu64 ",\"failed\":%" PRIu64
+                      ",\"payload\":%d,\"latency_ms\":",
+                   b->echo.rate, b->echo.seconds, b->echo.calls, b->echo.failed, BENCH_ECHO_PAYLOAD);
+    json_latency(o, b->echo_lat);
+    qm_text_printf(o, ",\"client_cpu_us_per_call\":%.2f,\"server_cpu_us_per_call\":%.2f},",
+                   b->echo_client_cpu_s / n * 1e6, b->echo_server_cpu_s / n * 1e6);
+    qm_text_printf(o, "\"mesh_to_echo\":%.5f,", b->echo.rate > 0 ? e2e_rate(b) / b->echo.rate : 0);
+  } else {
+    qm_text_printf(o, "\"echo\":null,\"mesh_to_echo\":null,");
+  }
+  qm_text_printf(o, "\"processes\":[{\"id\":\"requester\",\"role\":\"requester\",\"pid\":%d,\"cpu_s_run\":%.3f,"
+                    "\"cpu_s_total\":%.3f,\"peak_rss_kb\":%" PRIu64 "}",
+                 (int)getpid(), b->self_after.cpu_s - b->self_before.cpu_s, b->self_after.cpu_s, b->self_after.hwm_kb);
+  for (size_t i = 0; i < b->nrows; i++) {
+    const struct role_row *w = &b->rows[i];
+    qm_text_printf(o, ",{\"id\":");
+    qm_text_json_string(o, w->child.id);
+    qm_text_printf(o, ",\"role\":\"%s\",\"pid\":%d,\"cpu_s_run\":%.3f,\"cpu_s_total\":%.3f,\"peak_rss_kb\":%" PRIu64 "}",
+                   w->child.role, (int)w->child.pid, w->after.cpu_s - w->before.cpu_s, w->after.cpu_s,
+                   w->after.hwm_kb);
+  }
+  qm_text_printf(o, "],\"counts\":{\"sent\":%" PRIu64 ",\"accepted\":%" PRIu64 ",\"decided\":%" PRIu64
+                    ",\"incomplete\":%" PRIu64 ",\"pending\":%" PRIu64 ",\"votes_accepted\":%" PRIu64
+                    ",\"votes_expected\":%" PRIu64 ",\"votes_rejected\":%" PRIu64 ",\"votes_duplicate\":%" PRIu64
+                    ",\"votes_late\":%" PRIu64 ",\"requester_refused\":%" PRIu64 ",\"requester_failed\":%" PRIu64
+                    ",\"requester_resent\":%" PRIu64 ",\"requester_busy_retries\":%" PRIu64 "},",
+                 b->req.sent, b->req.accepted, r->decided, r->incomplete, r->pending, r->votes_accepted,
+                 r->decided * b->nproviders, r->votes_rejected, r->votes_duplicate, r->votes_late, b->req.refused,
+                 b->req.failed, b->req.resent, b->req.retried_busy);
+  qm_text_printf(o, "\"nothing_lost\":%s}\n", nothing_lost(b) ? "true" : "false");
+}
+
+/* run_echo: the echo baseline, before the mesh exists (so before any gRPC in this process:
+ * the server child is forked first). */
+static int run_echo(struct bench *b) {
+  struct qm_echo_server srv;
+  struct qm_err err = {0};
+  if (qm_echo_server_start(&srv, &err)) {
+    fprintf(stderr, "qmesh bench: %s\n", err.msg);
+    return -1;
+  }
+  qm_rpc_init();
+  char target[32];
+  snprintf(target, sizeof target, "127.0.0.1:%d", srv.port);
+  struct qm_echo_opts eo = {.target = target, .concurrency = b->concurrency, .warmup_ms = BENCH_ECHO_WARMUP_MS,
+                            .duration_ms = b->echo_ms, .payload = BENCH_ECHO_PAYLOAD, .latency = b->echo_lat};
+  struct usage c0 = read_usage(0), s0 = read_usage(srv.pid);
+  int rc = qm_echo_bench_run(&eo, &b->echo, &err);
+  struct usage c1 = read_usage(0), s1 = read_usage(srv.pid);
+  qm_echo_server_stop(&srv, 5000);
+  qm_rpc_shutdown();
+  if (rc) {
+    fprintf(stderr, "qmesh bench: echo: %s\n", err.msg);
+    return -1;
+  }
+  if (b->echo.failed)
+    fprintf(stderr, "qmesh bench: echo: %" PRIu64 " calls failed (last: %s)\n", b->echo.failed, b->echo.last_error);
+  b->echo_client_cpu_s = c1.cpu_s - c0.cpu_s;
+  b->echo_server_cpu_s = s1.cpu_s - s0.cpu_s;
+  b->echo_ran = 1;
+  return 0;
+}
+
+/* wait_decided: polls the auditor until it decided every accepted request (no fixed sleep). */
+static int wait_decided(const struct qm_topology *t, uint64_t accepted, struct qm_err *err) {
+  int64_t deadline = qm_mono_ns() + ((int64_t)t->deadline_ms + 30000) * 1000000;
+  for (;;) {
+    uint64_t decided = 0, pending = 0;
+    if (qm_report_auditor_progress(t, &decided, &pending, err)) return -1;
+    if (decided >= accepted && pending == 0) return 0;
+    if (interrupted) return qm_err_set(err, -1, "interrupted");
+    if (qm_mono_ns() > deadline)
+      return qm_err_set(err, -1, "auditor decided %" PRIu64 " of %" PRIu64 " requests (%" PRIu64 " pending) in time",
+                        decided, accepted, pending);
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* run_mesh: start, drive, wait, measure, stop. */
+static int run_mesh(struct bench *b, const char *topology) {
+  struct qm_local_mesh m;
+  struct qm_err err = {0};
+  int code = 1;
+  read_loadavg(b->mesh_load);
+  if (qm_local_mesh_start(&m, "qmesh bench", topology, 1)) return 1;
+  const struct qm_topology *t = m.topo;
+  snprintf(b->topology_name, sizeof b->topology_name, "%s", t->source);
+  b->nregions = t->nregions;
+  b->nproviders = t->nproviders;
+  b->quorum = t->quorum_threshold;
+  b->worker_count = t->worker_count;
+  b->post_queue_max = t->post_queue_max;
+  b->total = t->total_requests;
+  b->rows = calloc(m.sup.n ? m.sup.n : 1, sizeof *b->rows);
+  if (!b->rows) {
+    fprintf(stderr, "qmesh bench: out of memory\n");
+    goto stop;
+  }
+  b->nrows = m.sup.n;
+  for (size_t i = 0; i < b->nrows; i++) {
+    b->rows[i].child = m.sup.children[i];
+    b->rows[i].before = read_usage(m.sup.children[i].pid);
+  }
+  b->self_before = read_usage(0);
+  struct qm_requester_opts ro = {.topo = t, .concurrency = b->concurrency, .progress = isatty(2),
+                                 .cancel = &interrupted, .latency = b->lat};
+  if (qm_requester_run(&ro, &b->req, &err)) {
+    fprintf(stderr, "qmesh bench: requester: %s\n", err.msg);
+    goto stop;
+  }
+  if (b->req.failed || b->req.refused)
+    fprintf(stderr, "qmesh bench: %" PRIu64 " requests failed, %" PRIu64 " refused (last: %s)\n", b->req.failed,
+            b->req.refused, b->req.last_error);
+  if (wait_decided(t, b->req.accepted, &err) || qm_report_collect(&b->rep, t, &err)) {
+    fprintf(stderr, "qmesh bench: %s\n", err.msg);
+    goto stop;
+  }
+  b->rep.e2e_seconds = b->rep.last_decision_ns > b->req.first_submit_ns
+                           ? (double)(b->rep.last_decision_ns - b->req.first_submit_ns) / 1e9 : 0;
+  b->calls_requester = b->req.accepted + b->req.refused + b->req.failed + b->req.resent + b->req.retried_busy;
+  for (size_t i = 0; i < b->nrows; i++) {
+    struct role_row *w = &b->rows[i];
+    if (fetch_counters(w, &err)) {
+      fprintf(stderr, "qmesh bench: %s\n", err.msg);
+      goto stop;
+    }
+    if (strcmp(w->child.role, "front") == 0) b->calls_front += w->calls_out;
+    else if (strcmp(w->child.role, "hub") == 0) b->calls_hub += w->calls_out;
+    else if (strcmp(w->child.role, "provider") == 0) {
+      b->calls_batches += w->calls_out;
+      b->calls_batch_retries += w->retries;
+      b->votes_reported += w->reported;
+    }
+  }
+  /* Just before stopping: CPU and peak RSS of every role process, and of this one. */
+  for (size_t i = 0; i < b->nrows; i++) b->rows[i].after = read_usage(b->rows[i].child.pid);
+  b->self_after = read_usage(0);
+  code = interrupted ? 1 : 0;
+stop:
+  qm_local_mesh_stop(&m);
+  return code;
+}
+
+static int parse_count(const char *flag, const char *v, uint64_t min, uint64_t max, uint64_t *out) {
+  uint64_t x;
+  if (qm_parse_u64(v, &x) || x < min || x > max) {
+    fprintf(stderr, "qmesh bench: %s '%s': expected a whole number from %" PRIu64 " to %" PRIu64 "\n", flag, v, min,
+            max);
+    return -1;
+  }
+  *out = x;
+  return 0;
+}
+
+int qm_cmd_bench(int argc, char **argv) {
+  static const struct option longs[] = {{"topology", required_argument, NULL, 't'},
+                                        {"total", required_argument, NULL, 'n'},
+                                        {"concurrency", required_argument, NULL, 'c'},
+                                        {"echo-ms", required_argument, NULL, 'e'},
+                                        {"json", no_argument, NULL, 'j'},
+                                        {"help", no_argument, NULL, 'h'},
+                                        {NULL, 0, NULL, 0}};
+  const char *topology = NULL;
+  uint64_t total = 0, concurrency = 16, echo_ms = BENCH_ECHO_MS_DEFAULT;
+  int json = 0, c;
+  while ((c = getopt_long(argc, argv, "t:n:c:e:jh", longs, NULL)) != -1) {
+    switch (c) {
+      case 't': topology = optarg; break;
+      case 'n':
+        if (parse_count("--total", optarg, 1, 100000000, &total)) return 2;
+        break;
+      case 'c':
+        if (parse_count("--concurrency", optarg, 1, 4096, &concurrency)) return 2;
+        break;
+      case 'e':
+        if (parse_count("--echo-ms", optarg, 0, 600000, &echo_ms)) return 2;
+        break;
+      case 'j': json = 1; break;
+      case 'h':
+        printf("usage: qmesh bench [--topology FILE] [--total N] [--concurrency C] [--echo-ms MS] [--json]\n"
+               "Runs every role of the topology as its own process, sends N requests (default %d, or\n"
+               "TOTAL_REQUESTS) with C in flight (default 16), waits until the auditor decided every one,\n"
+               "and prints requests/s from first submit to last decision, submit->ack latency (an upper\n"
+               "bound on submit->decision), CPU and peak RSS per process and the counts that prove\n"
+               "nothing was lost. Before that it measures a bare unary echo on the same rpc core with\n"
+               "the same concurrency for MS milliseconds (default %d; 0 skips it) as the ceiling.\n",
+               BENCH_TOTAL_DEFAULT, BENCH_ECHO_MS_DEFAULT);
+        return 0;
+      default: return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "qmesh bench: unexpected argument '%s'\n", argv[optind]);
+    return 2;
+  }
+  /* N reaches every process through the environment, like the demo's overrides. */
+  char n[32];
+  if (total) snprintf(n, sizeof n, "%" PRIu64, total);
+  else snprintf(n, sizeof n, "%s", getenv("TOTAL_REQUESTS") ? getenv("TOTAL_REQUESTS") : "10000");
+  setenv("TOTAL_REQUESTS", n, 1);
+
+  struct bench b;
+  memset(&b, 0, sizeof b);
+  b.concurrency = (unsigned)concurrency;
+  b.echo_ms = (unsigned)echo_ms;
+  read_machine(&b.machine);
+  if (qm_latency_new(&b.lat) || qm_latency_new(&b.echo_lat)) {
+    fprintf(stderr, "qmesh bench: out of memory\n");
+    qm_latency_free(b.lat);
+    return 1;
+  }
+  /* Signals are blocked before the echo child is forked, so it inherits the mask and only
+   * stops when told (or when this process dies). */
+  qm_rpc_block_signals();
+  int code = 1;
+  if (echo_ms && run_echo(&b)) goto done;
+  pthread_t th;
+  if (pthread_create(&th, NULL, signal_thread, NULL) == 0) pthread_detach(th);
+  code = run_mesh(&b, topology);
+  if (!code) {
+    struct qm_text out;
+    qm_text_init(&out, 1 << 20);
+    if (json) print_json(&b, &out);
+    else print_text(&b, &out);
+    fwrite(out.buf, 1, out.len, stdout);
+    fflush(stdout);
+    qm_text_free(&out);
+    if (!nothing_lost(&b)) code = 1;
+  }
+done:
+  qm_requester_result_free(&b.req);
+  free(b.rows);
+  qm_latency_free(b.lat);
+  qm_latency_free(b.echo_lat);
+  return code;
+}
