@@ -39,6 +39,12 @@ static int take_vote(struct auditor *a, const Qmesh__V1__SignedOutcome *so, cons
     case QM_REPORT_BAD_SIGNATURE: (*a->rejected_bad_signature)++; return QM_STATUS_UNAUTHENTICATED;
     case QM_REPORT_SIGNER_MISMATCH: (*a->rejected_signer_mismatch)++; return QM_STATUS_PERMISSION_DENIED;
   }
+  if (raw_len > QM_AUDIT_RECORD_MAX) {
+    /* No genuine vote is that large: refuse it for good rather than as a log failure. */
+    (*a->rejected_malformed)++;
+    snprintf(why, cap, "a vote of %zu bytes exceeds %d", raw_len, QM_AUDIT_RECORD_MAX);
+    return QM_STATUS_INVALID_ARGUMENT;
+  }
   if (qm_rpc_tls_enabled() && strcmp(peer, a->topo->providers[v.provider].ep.id) != 0) {
     /* Signed by one provider, sent by another: a provider speaks only for itself. */
     (*a->refused_unauthorized)++;
@@ -134,6 +140,7 @@ static void on_report_batch(void *ctx, struct qm_call *call, const uint8_t *req,
     } else {
       replies[i].result = QMESH__V1__REPORT_REPLY__RESULT__REJECTED;
       replies[i].error = why[i];
+      replies[i].code = (uint32_t)status;
     }
     rp[i] = &replies[i];
   }

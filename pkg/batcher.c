@@ -18,6 +18,7 @@ struct vote {
   size_t len;
   qm_vote_done_fn done;
   void *arg;
+  int answered; /* done() ran: a resent batch skips this vote's reply */
 };
 
 struct batch {
@@ -63,14 +64,37 @@ static void batch_free(struct batch *bt) {
   free(bt);
 }
 
+static void answer(struct vote *v, int status, const char *why) {
+  if (v->answered) return;
+  v->answered = 1;
+  v->done(v->arg, status, why);
+}
+
 static void fail_all(struct batch *bt, int status, const char *why) {
   char msg[400];
   snprintf(msg, sizeof msg, "provider %s: the auditor did not take the vote: %s", bt->b->key_id, why);
   for (size_t i = 0; i < bt->n; i++) {
-    (*bt->b->c.failed)++;
-    bt->votes[i].done(bt->votes[i].arg, status, msg);
+    if (!bt->votes[i].answered) (*bt->b->c.failed)++;
+    answer(&bt->votes[i], status, msg);
   }
   batch_free(bt);
+}
+
+static int retryable(int status) { return status == QM_STATUS_UNAVAILABLE || status == QM_STATUS_RESOURCE_EXHAUSTED; }
+
+/* retry_later: the whole batch again after a backoff (votes taken already come back as
+ * duplicates, which is harmless). 1 when queued, 0 when the retry window is over. */
+static int retry_later(struct batch *bt, int64_t now) {
+  struct qm_batcher *b = bt->b;
+  if (now - bt->first_ns >= (int64_t)QM_RETRY_WINDOW_MS * 1000000) return 0;
+  unsigned backoff = 50u << (bt->attempts < 5 ? bt->attempts : 5);
+  if (backoff > QM_BACKOFF_MAX_MS) backoff = QM_BACKOFF_MAX_MS;
+  bt->attempts++;
+  (*b->c.retries)++;
+  bt->due_ns = now + (int64_t)backoff * 1000000;
+  bt->next_due = b->waiting;
+  b->waiting = bt;
+  return 1;
 }
 
 static void send_batch(struct batch *bt);
@@ -81,19 +105,9 @@ static void on_reply(void *arg, int status, const char *details, const uint8_t *
   struct qm_batcher *b = bt->b;
   b->inflight--;
   int64_t now = qm_mono_ns();
-  if ((status == QM_STATUS_UNAVAILABLE || status == QM_STATUS_DEADLINE_EXCEEDED) &&
-      now - bt->first_ns < (int64_t)QM_RETRY_WINDOW_MS * 1000000) {
-    /* The auditor is away: the votes are signed and must not be lost. Resending is
-     * idempotent: the auditor counts a (request, provider) vote once. */
-    unsigned backoff = 50u << (bt->attempts < 5 ? bt->attempts : 5);
-    if (backoff > QM_BACKOFF_MAX_MS) backoff = QM_BACKOFF_MAX_MS;
-    bt->attempts++;
-    (*b->c.retries)++;
-    bt->due_ns = now + (int64_t)backoff * 1000000;
-    bt->next_due = b->waiting;
-    b->waiting = bt;
-    return;
-  }
+  /* The auditor is away: the votes are signed and must not be lost. Resending is
+   * idempotent: the auditor counts a (request, provider) vote once. */
+  if ((status == QM_STATUS_UNAVAILABLE || status == QM_STATUS_DEADLINE_EXCEEDED) && retry_later(bt, now)) return;
   Qmesh__V1__ReportBatchReply *r =
       status == QM_STATUS_OK ? qmesh__v1__report_batch_reply__unpack(NULL, len, resp) : NULL;
   if (!r || r->n_replies != bt->n) {
@@ -102,19 +116,25 @@ static void on_reply(void *arg, int status, const char *details, const uint8_t *
     if (r) qmesh__v1__report_batch_reply__free_unpacked(r, NULL);
     fail_all(bt, QM_STATUS_UNAVAILABLE, why);
   } else {
+    int again = 0;
     for (size_t i = 0; i < bt->n; i++) {
-      if (r->replies[i]->result == QMESH__V1__REPORT_REPLY__RESULT__REJECTED) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "the auditor refused the vote: %s", r->replies[i]->error);
-        (*b->c.rejected)++;
-        bt->votes[i].done(bt->votes[i].arg, QM_STATUS_FAILED_PRECONDITION, msg);
-      } else {
+      const Qmesh__V1__ReportReply *v = r->replies[i];
+      if (bt->votes[i].answered) continue;
+      if (v->result != QMESH__V1__REPORT_REPLY__RESULT__REJECTED) {
         (*b->c.reported)++;
-        bt->votes[i].done(bt->votes[i].arg, QM_STATUS_OK, "");
+        answer(&bt->votes[i], QM_STATUS_OK, "");
+      } else if (retryable((int)v->code)) {
+        again = 1; /* not taken yet (log failure, pending table full): send it again */
+      } else {
+        char msg[300];
+        snprintf(msg, sizeof msg, "the auditor refused the vote: %s", v->error);
+        (*b->c.rejected)++;
+        answer(&bt->votes[i], QM_STATUS_FAILED_PRECONDITION, msg);
       }
     }
     qmesh__v1__report_batch_reply__free_unpacked(r, NULL);
-    batch_free(bt);
+    if (!again) batch_free(bt);
+    else if (!retry_later(bt, now)) fail_all(bt, QM_STATUS_UNAVAILABLE, "the auditor kept refusing it");
   }
   flush(b); /* what gathered meanwhile goes now */
 }
@@ -212,7 +232,7 @@ int qm_batcher_add(struct qm_batcher *b, const uint8_t *outcome, size_t len, qm_
   uint8_t *copy = malloc(len ? len : 1);
   if (!copy) return -ENOMEM;
   memcpy(copy, outcome, len);
-  b->pending[b->npending++] = (struct vote){copy, len, done, arg};
+  b->pending[b->npending++] = (struct vote){copy, len, done, arg, 0};
   /* Nagle-like: alone, a vote goes at once (low latency); under load, votes gather while
    * batches are in flight and share one signature. */
   if (b->inflight < QM_BATCHES_IN_FLIGHT || b->npending == QM_BATCH_MAX) flush(b);

@@ -92,8 +92,12 @@ static void on_provider_reply(void *arg, int status, const char *details, const 
   }
   if (status == QM_STATUS_OK) {
     for (size_t i = 0; i < fo->nitems; i++) {
-      if (!r || r->items[i]->code == QM_STATUS_OK) fo->delivered[i]++;
-      else snprintf(fo->last_error, sizeof fo->last_error, "%.140s", r->items[i]->message);
+      if (!r || r->items[i]->code == QM_STATUS_OK) {
+        fo->delivered[i]++;
+      } else {
+        (*fo->h->relay_failed)++;
+        snprintf(fo->last_error, sizeof fo->last_error, "%.140s", r->items[i]->message);
+      }
     }
   } else {
     (*fo->h->relay_failed) += fo->nitems;

@@ -13,7 +13,7 @@
 
 struct qm_latency;
 
-/* qm_latency_new: an empty histogram (about 30 KiB). Returns 0 or -ENOMEM; on failure
+/* qm_latency_new: an empty histogram (about 26 KiB). Returns 0 or -ENOMEM; on failure
  * |*out| is untouched. */
 int qm_latency_new(struct qm_latency **out);
 /* qm_latency_free: NULL-safe. */

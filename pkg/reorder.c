@@ -84,7 +84,9 @@ static void release(struct qm_reorder *r, struct item it) {
 }
 
 void qm_reorder_push(struct qm_reorder *r, uint64_t sequence, size_t domain, const int8_t *votes, int success) {
-  if (sequence < r->next) {
+  /* Behind the released order, or implausibly far ahead of it (a stray x-request-seq must not
+   * make the detector jump past every real request): not fed, counted. */
+  if (sequence < r->next || sequence - r->next > QM_REORDER_AHEAD_FACTOR * (uint64_t)r->window) {
     r->skipped++;
     return;
   }
@@ -100,7 +102,8 @@ void qm_reorder_push(struct qm_reorder *r, uint64_t sequence, size_t domain, con
 }
 
 void qm_reorder_flush(struct qm_reorder *r) {
-  while (r->n) release(r, pop(r));
+  /* Release what waits behind gaps, but never jump further than one window at a time. */
+  while (r->n && r->heap[0].sequence - r->next <= r->window) release(r, pop(r));
 }
 
 uint64_t qm_reorder_skipped(const struct qm_reorder *r) { return r->skipped; }

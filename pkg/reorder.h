@@ -17,7 +17,10 @@ int qm_reorder_new(size_t width, size_t window, qm_reorder_fn fn, void *arg, str
 void qm_reorder_free(struct qm_reorder *r);
 /* qm_reorder_push: one decided request; releases what is now in order. */
 void qm_reorder_push(struct qm_reorder *r, uint64_t sequence, size_t domain, const int8_t *votes, int success);
-/* qm_reorder_flush: releases everything waiting, in order (the run is over). */
+#define QM_REORDER_AHEAD_FACTOR 16 /* sequences further ahead than 16 windows are skipped */
+
+/* qm_reorder_flush: releases what waits, in order, across gaps of at most one window (the
+ * run is over, or quiet); items further ahead keep waiting for the sequences before them. */
 void qm_reorder_flush(struct qm_reorder *r);
 uint64_t qm_reorder_skipped(const struct qm_reorder *r); /* behind the released order: dropped */
 uint64_t qm_reorder_gaps(const struct qm_reorder *r);    /* sequences never seen, jumped over */

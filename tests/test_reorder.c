@@ -40,6 +40,19 @@ int main(void) {
   CHECK_EQ_U(got[ngot - 2], 15);
   CHECK_EQ_U(got[ngot - 1], 20);
   CHECK_EQ_U(qm_reorder_waiting(r), 0);
+  /* a stray sequence far ahead is not fed and does not move the order */
+  size_t before = ngot;
+  push(r, 1000000000000ull);
+  CHECK_EQ_U(qm_reorder_skipped(r), 2);
+  push(r, 21);
+  CHECK_EQ_U(ngot, before + 1);
+  CHECK_EQ_U(got[ngot - 1], 21);
+  /* flush crosses gaps of at most one window */
+  push(r, 23);
+  push(r, 23 + 4 + 10);
+  qm_reorder_flush(r);
+  CHECK_EQ_U(got[ngot - 1], 23);
+  CHECK_EQ_U(qm_reorder_waiting(r), 1);
   qm_reorder_free(r);
   CHECK(qm_reorder_new(0, 4, take, NULL, &r) != 0);
   return qm_checks_done();

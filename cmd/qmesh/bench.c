@@ -114,8 +114,10 @@ static void read_machine(struct machine *m) {
 struct role_row {
   struct qm_child child; /* a copy: the supervisor's table dies with the mesh */
   struct usage before, after;
-  /* front: submit_accepted; hub: relays; provider: report_batches, report_retries, reported */
-  uint64_t calls_out, retries, reported;
+  /* rpc_calls: calls its server accepted (every method), before and after the run; calls_in:
+   * the difference less the bench's own Stats/Summary calls = the calls of the hop into it */
+  uint64_t rpc_before, rpc_after, calls_in;
+  uint64_t batches, retries, reported; /* providers: report_batches, report_retries, reported */
 };
 
 static const char *service_of(const char *role) {
@@ -131,8 +133,9 @@ static uint64_t counter_of(const Qmesh__V1__RoleStats *s, const char *name) {
   return 0;
 }
 
-/* fetch_counters: the outgoing calls a role made, from its Stats. */
-static int fetch_counters(struct role_row *row, struct qm_err *err) {
+/* fetch_counters: the calls a role accepted so far (into |*rpc_calls|) and, for providers,
+ * their vote batches, from its Stats. The Stats call itself is counted in rpc_calls. */
+static int fetch_counters(struct role_row *row, uint64_t *rpc_calls, struct qm_err *err) {
   const struct qm_child *c = &row->child;
   char path[64];
   snprintf(path, sizeof path, "/qmesh.v1.%s/Stats", service_of(c->role));
@@ -147,12 +150,9 @@ static int fetch_counters(struct role_row *row, struct qm_err *err) {
   Qmesh__V1__RoleStats *s = qmesh__v1__role_stats__unpack(NULL, res.len, res.resp);
   free(res.resp);
   if (!s) return qm_err_set(err, -EINVAL, "%s: malformed RoleStats", c->id);
-  if (strcmp(c->role, "front") == 0) {
-    row->calls_out = counter_of(s, "submit_accepted");
-  } else if (strcmp(c->role, "hub") == 0) {
-    row->calls_out = counter_of(s, "relays");
-  } else if (strcmp(c->role, "provider") == 0) {
-    row->calls_out = counter_of(s, "report_batches");
+  *rpc_calls = counter_of(s, "rpc_calls");
+  if (strcmp(c->role, "provider") == 0) {
+    row->batches = counter_of(s, "report_batches");
     row->retries = counter_of(s, "report_retries");
     row->reported = counter_of(s, "reported");
   }
@@ -182,7 +182,12 @@ struct bench {
   struct usage self_before, self_after;
   struct role_row *rows;
   size_t nrows;
-  uint64_t calls_requester, calls_front, calls_hub, calls_batches, calls_batch_retries, votes_reported;
+  uint64_t attempts;          /* the requester's Submit attempts (a cross-check of calls_front) */
+  uint64_t calls_front;       /* requester -> fronts: calls the fronts accepted */
+  uint64_t calls_hub;         /* fronts -> hubs */
+  uint64_t calls_provider;    /* hubs -> providers */
+  uint64_t calls_auditor;     /* providers -> auditor */
+  uint64_t vote_batches, vote_batch_retries, votes_reported; /* the providers' batchers */
 };
 
 static double ms(int64_t ns) { return (double)ns / 1e6; }
@@ -192,7 +197,7 @@ static double e2e_rate(const struct bench *b) {
 }
 
 static uint64_t calls_total(const struct bench *b) {
-  return b->calls_requester + b->calls_front + b->calls_hub + b->calls_batches + b->calls_batch_retries;
+  return b->calls_front + b->calls_hub + b->calls_provider + b->calls_auditor;
 }
 
 static double per_request(const struct bench *b, double x) {
@@ -232,12 +237,16 @@ static void print_text(const struct bench *b, struct qm_text *o) {
                     " samples; an upper bound on submit->decision)\n",
                  ms(qm_latency_percentile(b->lat, 0.50)), ms(qm_latency_percentile(b->lat, 0.99)),
                  ms(qm_latency_percentile(b->lat, 0.999)), ms(qm_latency_max(b->lat)), qm_latency_count(b->lat));
-  qm_text_printf(o, "  rpc calls per request %10.2f (requester->front %.2f, front->hub %.2f, hub->providers %.2f, "
-                    "providers->auditor %.3f: %.1f votes per batch); %zu unbatched\n",
-                 per_request(b, (double)calls_total(b)), per_request(b, (double)b->calls_requester),
-                 per_request(b, (double)b->calls_front), per_request(b, (double)b->calls_hub),
-                 per_request(b, (double)(b->calls_batches + b->calls_batch_retries)),
-                 b->calls_batches ? (double)b->votes_reported / (double)b->calls_batches : 0, 2 + 2 * b->nproviders);
+  qm_text_printf(o, "  rpc calls per request %10.3f (requester->front %.3f, front->hub %.3f, hub->providers %.3f, "
+                    "providers->auditor %.3f); %zu unbatched\n",
+                 per_request(b, (double)calls_total(b)), per_request(b, (double)b->calls_front),
+                 per_request(b, (double)b->calls_hub), per_request(b, (double)b->calls_provider),
+                 per_request(b, (double)b->calls_auditor), 2 + 2 * b->nproviders);
+  qm_text_printf(o, "  batches               %.1f requests per front->hub call, %.1f votes per signed vote batch "
+                    "(%" PRIu64 " batches, %" PRIu64 " resent)\n",
+                 b->calls_hub ? (double)r->decided / (double)b->calls_hub : 0,
+                 b->vote_batches ? (double)b->votes_reported / (double)b->vote_batches : 0, b->vote_batches,
+                 b->vote_batch_retries);
   double cpu = mesh_cpu_s(b);
   double cpu_us = per_request(b, cpu) * 1e6;
   qm_text_printf(o, "  CPU per request       %10.1f us, every process (%.2f s); CPU-bound ceiling on %ld cores: %.0f requests/s\n",
@@ -286,8 +295,9 @@ static void print_text(const struct bench *b, struct qm_text *o) {
                     ", duplicate %" PRIu64 ", late %" PRIu64 "\n",
                  r->votes_accepted, r->decided * b->nproviders, r->votes_rejected, r->votes_duplicate, r->votes_late);
   qm_text_printf(o, "  requester refused %" PRIu64 ", failed %" PRIu64 ", resent %" PRIu64 ", busy retries %" PRIu64
-                    ", failovers %" PRIu64 "\n",
-                 b->req.refused, b->req.failed, b->req.resent, b->req.retried_busy, b->req.failovers);
+                    ", failovers %" PRIu64 "; Submit attempts %" PRIu64 ", calls the fronts accepted %" PRIu64 "\n",
+                 b->req.refused, b->req.failed, b->req.resent, b->req.retried_busy, b->req.failovers, b->attempts,
+                 b->calls_front);
   qm_text_printf(o, "  %s\n", nothing_lost(b) ? "nothing lost: every request sent was accepted and decided with every vote"
                                                : "LOST OR INCOMPLETE: see the counts above");
   qm_text_printf(o, "=======================\n");
@@ -316,13 +326,14 @@ static void print_json(const struct bench *b, struct qm_text *o) {
                  r->e2e_seconds);
   json_latency(o, b->lat);
   qm_text_printf(o, ",\"rpc_calls_per_request\":%.4f,\"rpc_calls\":{\"requester_front\":%" PRIu64
-                    ",\"front_hub\":%" PRIu64 ",\"hub_providers\":%" PRIu64 ",\"provider_auditor_batches\":%" PRIu64
-                    ",\"provider_auditor_retries\":%" PRIu64 "},\"votes_per_batch\":%.2f,\"cpu_seconds\":%.3f,"
+                    ",\"front_hub\":%" PRIu64 ",\"hub_providers\":%" PRIu64 ",\"provider_auditor\":%" PRIu64
+                    "},\"requester_attempts\":%" PRIu64 ",\"vote_batches\":%" PRIu64 ",\"vote_batch_retries\":%" PRIu64
+                    ",\"votes_per_batch\":%.2f,\"requests_per_relay_call\":%.2f,\"cpu_seconds\":%.3f,"
                     "\"cpu_us_per_request\":%.2f},",
-                 per_request(b, (double)calls_total(b)), b->calls_requester, b->calls_front, b->calls_hub,
-                 b->calls_batches, b->calls_batch_retries,
-                 b->calls_batches ? (double)b->votes_reported / (double)b->calls_batches : 0, cpu,
-                 per_request(b, cpu) * 1e6);
+                 per_request(b, (double)calls_total(b)), b->calls_front, b->calls_hub, b->calls_provider,
+                 b->calls_auditor, b->attempts, b->vote_batches, b->vote_batch_retries,
+                 b->vote_batches ? (double)b->votes_reported / (double)b->vote_batches : 0,
+                 b->calls_hub ? (double)r->decided / (double)b->calls_hub : 0, cpu, per_request(b, cpu) * 1e6);
   if (b->echo_ran) {
     double n = (double)(b->echo.total ? b->echo.total : 1);
     qm_text_printf(o, "\"echo\":{\"calls_per_s\":%.1f,\"seconds\":%.3f,\"calls\":%" PRIu64 ",\"failed\":%" PRIu64
@@ -388,11 +399,13 @@ static int run_echo(struct bench *b) {
   return 0;
 }
 
-/* wait_decided: polls the auditor until it decided every accepted request (no fixed sleep). */
-static int wait_decided(const struct qm_topology *t, uint64_t accepted, struct qm_err *err) {
+/* wait_decided: polls the auditor until it decided every accepted request (no fixed sleep);
+ * counts its Summary calls in |*polls|. */
+static int wait_decided(const struct qm_topology *t, uint64_t accepted, uint64_t *polls, struct qm_err *err) {
   int64_t deadline = qm_mono_ns() + ((int64_t)t->deadline_ms + 30000) * 1000000;
   for (;;) {
     uint64_t decided = 0, pending = 0;
+    (*polls)++;
     if (qm_report_auditor_progress(t, &decided, &pending, err)) return -1;
     if (decided >= accepted && pending == 0) return 0;
     if (interrupted) return qm_err_set(err, -1, "interrupted");
@@ -427,6 +440,10 @@ static int run_mesh(struct bench *b, const char *topology) {
   b->nrows = m.sup.n;
   for (size_t i = 0; i < b->nrows; i++) {
     b->rows[i].child = m.sup.children[i];
+    if (fetch_counters(&b->rows[i], &b->rows[i].rpc_before, &err)) {
+      fprintf(stderr, "qmesh bench: %s\n", err.msg);
+      goto stop;
+    }
     b->rows[i].before = read_usage(m.sup.children[i].pid);
   }
   b->self_before = read_usage(0);
@@ -439,32 +456,48 @@ static int run_mesh(struct bench *b, const char *topology) {
   if (b->req.failed || b->req.refused)
     fprintf(stderr, "qmesh bench: %" PRIu64 " requests failed, %" PRIu64 " refused (last: %s)\n", b->req.failed,
             b->req.refused, b->req.last_error);
-  if (wait_decided(t, b->req.accepted, &err) || qm_report_collect(&b->rep, t, &err)) {
+  uint64_t polls = 0;
+  if (wait_decided(t, b->req.accepted, &polls, &err)) {
+    fprintf(stderr, "qmesh bench: %s\n", err.msg);
+    goto stop;
+  }
+  /* Calls into each tier during the run: what each role accepted, less this bench's own
+   * calls (the Stats call that reads it, the auditor's progress polls). */
+  for (size_t i = 0; i < b->nrows; i++) {
+    struct role_row *w = &b->rows[i];
+    if (fetch_counters(w, &w->rpc_after, &err)) {
+      fprintf(stderr, "qmesh bench: %s\n", err.msg);
+      goto stop;
+    }
+    uint64_t own = 1 + (strcmp(w->child.role, "auditor") == 0 ? polls : 0);
+    w->calls_in = w->rpc_after - w->rpc_before >= own ? w->rpc_after - w->rpc_before - own : 0;
+    if (strcmp(w->child.role, "front") == 0) b->calls_front += w->calls_in;
+    else if (strcmp(w->child.role, "hub") == 0) b->calls_hub += w->calls_in;
+    else if (strcmp(w->child.role, "provider") == 0) {
+      b->calls_provider += w->calls_in;
+      b->vote_batches += w->batches;
+      b->vote_batch_retries += w->retries;
+      b->votes_reported += w->reported;
+    } else {
+      b->calls_auditor += w->calls_in;
+    }
+  }
+  if (qm_report_collect(&b->rep, t, &err)) {
     fprintf(stderr, "qmesh bench: %s\n", err.msg);
     goto stop;
   }
   b->rep.e2e_seconds = b->rep.last_decision_ns > b->req.first_submit_ns
                            ? (double)(b->rep.last_decision_ns - b->req.first_submit_ns) / 1e9 : 0;
-  b->calls_requester = b->req.accepted + b->req.refused + b->req.failed + b->req.resent + b->req.retried_busy;
-  for (size_t i = 0; i < b->nrows; i++) {
-    struct role_row *w = &b->rows[i];
-    if (fetch_counters(w, &err)) {
-      fprintf(stderr, "qmesh bench: %s\n", err.msg);
-      goto stop;
-    }
-    if (strcmp(w->child.role, "front") == 0) b->calls_front += w->calls_out;
-    else if (strcmp(w->child.role, "hub") == 0) b->calls_hub += w->calls_out;
-    else if (strcmp(w->child.role, "provider") == 0) {
-      b->calls_batches += w->calls_out;
-      b->calls_batch_retries += w->retries;
-      b->votes_reported += w->reported;
-    }
-  }
+  b->attempts = b->req.accepted + b->req.refused + b->req.failed + b->req.resent + b->req.retried_busy;
   /* Just before stopping: CPU and peak RSS of every role process, and of this one. */
   for (size_t i = 0; i < b->nrows; i++) b->rows[i].after = read_usage(b->rows[i].child.pid);
   b->self_after = read_usage(0);
-  code = interrupted ? 1 : 0;
+  code = 0;
 stop:
+  if (interrupted) {
+    fprintf(stderr, "qmesh bench: interrupted; stopping the mesh\n");
+    code = 1;
+  }
   qm_local_mesh_stop(&m);
   return code;
 }

@@ -120,17 +120,17 @@ def clean_env(**over):
 def wait_serving(addr, timeout=20):
     """Polls grpc.health.v1.Health/Check until SERVING (raw bytes: status=1 is b'\\x08\\x01')."""
     deadline = time.time() + timeout
-    ch = grpc.insecure_channel(addr)
     while time.time() < deadline:
-        try:
-            r = ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=1)
-            if r == b"\x08\x01":
-                ch.close()
-                return
-        except grpc.RpcError:
-            pass
+        # A fresh channel with its own subchannel each attempt: a shared one that failed to
+        # connect would sit in reconnect backoff for seconds.
+        with grpc.insecure_channel(addr, options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
+            try:
+                r = ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=1)
+                if r == b"\x08\x01":
+                    return
+            except grpc.RpcError:
+                pass
         time.sleep(0.05)
-    ch.close()
     raise AssertionError("%s never reported SERVING" % addr)
 
 
