@@ -123,37 +123,52 @@ int qm_audit_log_open(const char *path, enum qm_fsync_policy policy, qm_audit_re
   return 0;
 }
 
-int qm_audit_log_append(struct qm_audit_log *log, const uint8_t *rec, size_t len) {
-  if (len == 0 || len > QM_AUDIT_RECORD_MAX) return -EMSGSIZE;
-  size_t total = HEAD + len + 32;
+int qm_audit_log_append_many(struct qm_audit_log *log, const uint8_t *const *recs, const size_t *lens, size_t n) {
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (lens[i] == 0 || lens[i] > QM_AUDIT_RECORD_MAX) return -EMSGSIZE;
+    total += HEAD + lens[i] + 32;
+  }
+  if (!n) return 0;
   uint8_t *buf = malloc(total);
   if (!buf) return -ENOMEM;
-  memcpy(buf, MAGIC, 4);
-  buf[4] = (uint8_t)(len >> 24);
-  buf[5] = (uint8_t)(len >> 16);
-  buf[6] = (uint8_t)(len >> 8);
-  buf[7] = (uint8_t)len;
-  memcpy(buf + HEAD, rec, len);
   uint8_t hash[32];
-  chain(log->last_hash, buf, rec, len, hash);
-  memcpy(buf + HEAD + len, hash, 32);
-  ssize_t n = write(log->fd, buf, total);
+  memcpy(hash, log->last_hash, 32);
+  size_t at = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t *rec = buf + at;
+    size_t len = lens[i];
+    memcpy(rec, MAGIC, 4);
+    rec[4] = (uint8_t)(len >> 24);
+    rec[5] = (uint8_t)(len >> 16);
+    rec[6] = (uint8_t)(len >> 8);
+    rec[7] = (uint8_t)len;
+    memcpy(rec + HEAD, recs[i], len);
+    chain(hash, rec, recs[i], len, hash);
+    memcpy(rec + HEAD + len, hash, 32);
+    at += HEAD + len + 32;
+  }
+  ssize_t w = write(log->fd, buf, total);
   int rc = 0;
-  if (n != (ssize_t)total) {
-    rc = n < 0 ? -errno : -EIO;
+  if (w != (ssize_t)total) {
+    rc = w < 0 ? -errno : -EIO;
     /* Keep the file a sequence of whole records: cut what a short write left. */
-    if (n > 0) {
+    if (w > 0) {
       off_t end = lseek(log->fd, 0, SEEK_END);
-      if (end >= n && ftruncate(log->fd, end - n) != 0) rc = -EIO;
+      if (end >= w && ftruncate(log->fd, end - w) != 0) rc = -EIO;
     }
   } else {
     memcpy(log->last_hash, hash, 32);
-    log->records++;
+    log->records += n;
     log->dirty = 1;
     if (log->policy == QM_FSYNC_ALWAYS && fdatasync(log->fd) != 0) rc = -errno;
   }
   free(buf);
   return rc;
+}
+
+int qm_audit_log_append(struct qm_audit_log *log, const uint8_t *rec, size_t len) {
+  return qm_audit_log_append_many(log, &rec, &len, 1);
 }
 
 int qm_audit_log_sync(struct qm_audit_log *log) {

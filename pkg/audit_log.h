@@ -48,6 +48,9 @@ int qm_audit_log_open(const char *path, enum qm_fsync_policy policy, qm_audit_re
                       struct qm_audit_log **out, struct qm_audit_scan *scan, struct qm_err *err);
 /* qm_audit_log_append: one record, written whole with one write(2). 0 or -errno. */
 int qm_audit_log_append(struct qm_audit_log *log, const uint8_t *rec, size_t len);
+/* qm_audit_log_append_many: |n| records with one write(2): all of them or none (a short
+ * write is cut off again). 0 or -errno. */
+int qm_audit_log_append_many(struct qm_audit_log *log, const uint8_t *const *recs, const size_t *lens, size_t n);
 /* qm_audit_log_sync: fdatasync if the policy is batch and anything was appended since. */
 int qm_audit_log_sync(struct qm_audit_log *log);
 uint64_t qm_audit_log_records(const struct qm_audit_log *log);

@@ -26,13 +26,11 @@ struct auditor {
       *rejected_signer_mismatch, *refused_full, *refused_unauthorized, *accepted, *duplicate, *late, *log_failed, *replayed;
 };
 
-/* take_vote: one vote through the gate and into the books. Returns a gRPC status; on OK
- * |result| is the ReportReply result, otherwise |why| says what was refused. |raw| is the
- * vote's SignedOutcome bytes for the log. */
-static int take_vote(struct auditor *a, const Qmesh__V1__SignedOutcome *so, const uint8_t *raw, size_t raw_len,
-                     const char *peer, int *result, char *why, size_t cap) {
-  struct qm_vote v;
-  switch (qm_report_check_decoded(so, a->topo, a->keys, &a->roots, &v, why, cap)) {
+/* check_vote: one vote through the gate: signature (or batch root), attribution, size, and
+ * with TLS the caller's identity. Returns a gRPC status; |why| says what was refused. */
+static int check_vote(struct auditor *a, const Qmesh__V1__SignedOutcome *so, size_t raw_len, const char *peer,
+                      struct qm_vote *v, char *why, size_t cap) {
+  switch (qm_report_check_decoded(so, a->topo, a->keys, &a->roots, v, why, cap)) {
     case QM_REPORT_OK: break;
     case QM_REPORT_MALFORMED: (*a->rejected_malformed)++; return QM_STATUS_INVALID_ARGUMENT;
     case QM_REPORT_UNKNOWN_SIGNER: (*a->rejected_unknown_signer)++; return QM_STATUS_UNAUTHENTICATED;
@@ -45,13 +43,18 @@ static int take_vote(struct auditor *a, const Qmesh__V1__SignedOutcome *so, cons
     snprintf(why, cap, "a vote of %zu bytes exceeds %d", raw_len, QM_AUDIT_RECORD_MAX);
     return QM_STATUS_INVALID_ARGUMENT;
   }
-  if (qm_rpc_tls_enabled() && strcmp(peer, a->topo->providers[v.provider].ep.id) != 0) {
+  if (qm_rpc_tls_enabled() && strcmp(peer, a->topo->providers[v->provider].ep.id) != 0) {
     /* Signed by one provider, sent by another: a provider speaks only for itself. */
     (*a->refused_unauthorized)++;
-    snprintf(why, cap, "'%s' may not report the outcome signed by %s", peer, a->topo->providers[v.provider].ep.id);
+    snprintf(why, cap, "'%s' may not report the outcome signed by %s", peer, a->topo->providers[v->provider].ep.id);
     return QM_STATUS_PERMISSION_DENIED;
   }
-  int rc = qm_auditor_state_vote(a->state, raw, raw_len, &v);
+  return QM_STATUS_OK;
+}
+
+/* booked: what the books said of a checked vote (a qm_vote_result or a negative code), as a
+ * gRPC status and a ReportReply result, counted. */
+static int booked(struct auditor *a, int rc, int *result, char *why, size_t cap) {
   if (rc == -EIO) {
     /* Not in the log, so not taken: the provider offers it again. */
     (*a->log_failed)++;
@@ -90,8 +93,10 @@ static void on_report(void *ctx, struct qm_call *call, const uint8_t *req, size_
     return;
   }
   int result = 0;
-  int status = take_vote(a, so, req, len, peer, &result, why, sizeof why);
+  struct qm_vote v;
+  int status = check_vote(a, so, len, peer, &v, why, sizeof why);
   qmesh__v1__signed_outcome__free_unpacked(so, NULL);
+  if (status == QM_STATUS_OK) status = booked(a, qm_auditor_state_vote(a->state, req, len, &v), &result, why, sizeof why);
   if (status != QM_STATUS_OK) {
     qm_call_fail(call, status, "%s", why);
     return;
@@ -117,30 +122,59 @@ static void on_report_batch(void *ctx, struct qm_call *call, const uint8_t *req,
   Qmesh__V1__ReportReply *replies = calloc(n ? n : 1, sizeof *replies);
   Qmesh__V1__ReportReply **rp = calloc(n ? n : 1, sizeof *rp);
   char (*why)[160] = calloc(n ? n : 1, sizeof *why);
-  uint8_t *raw = NULL, *buf = NULL;
-  if (!replies || !rp || !why) {
+  struct qm_vote *votes = calloc(n ? n : 1, sizeof *votes);
+  uint8_t **raws = calloc(n ? n : 1, sizeof *raws);
+  size_t *raw_lens = calloc(n ? n : 1, sizeof *raw_lens);
+  int *status = calloc(n ? n : 1, sizeof *status), *rcs = calloc(n ? n : 1, sizeof *rcs);
+  size_t *which = calloc(n ? n : 1, sizeof *which);
+  uint8_t *buf = NULL;
+  size_t nok = 0;
+  if (!replies || !rp || !why || !votes || !raws || !raw_lens || !status || !rcs || !which) {
     qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     goto out;
   }
+  /* Check every vote first (one root verification per batch), then book the good ones with
+   * one log write. */
   for (size_t i = 0; i < n; i++) {
     const Qmesh__V1__SignedOutcome *so = batch->votes[i];
-    size_t rl = qmesh__v1__signed_outcome__get_packed_size(so);
-    uint8_t *r = realloc(raw, rl ? rl : 1);
-    if (!r) {
+    raw_lens[i] = qmesh__v1__signed_outcome__get_packed_size(so);
+    raws[i] = malloc(raw_lens[i] ? raw_lens[i] : 1);
+    if (!raws[i]) {
       qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
       goto out;
     }
-    raw = r;
-    qmesh__v1__signed_outcome__pack(so, raw); /* the log keeps each vote on its own */
+    qmesh__v1__signed_outcome__pack(so, raws[i]); /* the log keeps each vote on its own */
+    status[i] = check_vote(a, so, raw_lens[i], peer, &votes[nok], why[i], sizeof why[i]);
+    if (status[i] == QM_STATUS_OK) which[nok++] = i;
+  }
+  {
+    struct qm_vote *ok_votes = votes;
+    const uint8_t **ok_raw = calloc(nok ? nok : 1, sizeof *ok_raw);
+    size_t *ok_len = calloc(nok ? nok : 1, sizeof *ok_len);
+    if (!ok_raw || !ok_len) {
+      free(ok_raw);
+      free(ok_len);
+      qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      goto out;
+    }
+    for (size_t k = 0; k < nok; k++) {
+      ok_raw[k] = raws[which[k]];
+      ok_len[k] = raw_lens[which[k]];
+    }
+    qm_auditor_state_vote_many(a->state, ok_votes, ok_raw, ok_len, nok, rcs);
+    free(ok_raw);
+    free(ok_len);
+  }
+  for (size_t k = 0, i = 0; i < n; i++) {
     qmesh__v1__report_reply__init(&replies[i]);
     int result = 0;
-    int status = take_vote(a, so, raw, rl, peer, &result, why[i], sizeof why[i]);
-    if (status == QM_STATUS_OK) {
+    if (status[i] == QM_STATUS_OK) status[i] = booked(a, rcs[k++], &result, why[i], sizeof why[i]);
+    if (status[i] == QM_STATUS_OK) {
       replies[i].result = (Qmesh__V1__ReportReply__Result)result;
     } else {
       replies[i].result = QMESH__V1__REPORT_REPLY__RESULT__REJECTED;
       replies[i].error = why[i];
-      replies[i].code = (uint32_t)status;
+      replies[i].code = (uint32_t)status[i];
     }
     rp[i] = &replies[i];
   }
@@ -157,7 +191,13 @@ static void on_report_batch(void *ctx, struct qm_call *call, const uint8_t *req,
   qm_call_reply(call, buf, blen);
 out:
   free(buf);
-  free(raw);
+  for (size_t i = 0; raws && i < n; i++) free(raws[i]);
+  free(raws);
+  free(raw_lens);
+  free(status);
+  free(rcs);
+  free(which);
+  free(votes);
   free(why);
   free(rp);
   free(replies);

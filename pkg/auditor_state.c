@@ -134,6 +134,37 @@ int qm_auditor_state_vote(struct qm_auditor_state *s, const uint8_t *raw, size_t
                         qm_mono_ns());
 }
 
+void qm_auditor_state_vote_many(struct qm_auditor_state *s, const struct qm_vote *v, const uint8_t *const *raw,
+                                const size_t *raw_len, size_t n, int *results) {
+  int logged_ok = 1;
+  if (s->log && n) {
+    /* Log first, then count: the batch's new votes go to the log in one write. */
+    const uint8_t **recs = malloc(n * sizeof *recs);
+    size_t *lens = malloc(n * sizeof *lens);
+    size_t fresh = 0;
+    for (size_t i = 0; recs && lens && i < n; i++) {
+      struct qm_request_view view;
+      int known = qm_quorum_lookup(s->quorum, v[i].repr, &view) == 0;
+      if (!known || (view.state == QM_REQ_PENDING && view.votes[v[i].provider] < 0)) {
+        recs[fresh] = raw[i];
+        lens[fresh++] = raw_len[i];
+      }
+    }
+    logged_ok = recs && lens && qm_audit_log_append_many(s->log, recs, lens, fresh) == 0;
+    free(recs);
+    free(lens);
+  }
+  for (size_t i = 0; i < n; i++) {
+    struct qm_request_view view;
+    int known = qm_quorum_lookup(s->quorum, v[i].repr, &view) == 0;
+    int fresh = !known || (view.state == QM_REQ_PENDING && view.votes[v[i].provider] < 0);
+    if (fresh && !logged_ok) results[i] = -EIO; /* not in the log, so not taken */
+    else
+      results[i] = qm_quorum_vote(s->quorum, v[i].repr, v[i].sequence, v[i].domain, v[i].provider, v[i].initiated,
+                                  v[i].decided_ns, qm_mono_ns());
+  }
+}
+
 void qm_auditor_state_expire(struct qm_auditor_state *s) { qm_quorum_expire(s->quorum, qm_mono_ns()); }
 
 static double rate_of(const struct qm_quorum_provider_stats *p) {

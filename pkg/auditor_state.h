@@ -36,6 +36,10 @@ void qm_auditor_state_counters(struct qm_auditor_state *s, const uint64_t *malfo
  * (pending requests full) or -EIO (the log could not be written: the vote is not taken). */
 int qm_auditor_state_vote(struct qm_auditor_state *s, const uint8_t *raw, size_t raw_len,
                           const struct qm_vote *v);
+/* qm_auditor_state_vote_many: |n| verified votes: the new ones are logged with one write,
+ * then all are counted; |results[i]| as qm_auditor_state_vote returns. */
+void qm_auditor_state_vote_many(struct qm_auditor_state *s, const struct qm_vote *v, const uint8_t *const *raw,
+                                const size_t *raw_len, size_t n, int *results);
 void qm_auditor_state_expire(struct qm_auditor_state *s);
 /* Packed qmesh.v1.Summary / LookupReply in a malloc'd buffer (NULL when out of memory). */
 uint8_t *qm_auditor_state_summary(struct qm_auditor_state *s, size_t *len);

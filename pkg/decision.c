@@ -2,11 +2,18 @@
 #include "decision.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+
+/* The HMAC implementation is fetched once: OpenSSL 3 looks it up in its provider store on
+ * every fetch, which cost more than the MAC itself. */
+static EVP_MAC *hmac_impl;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+static void fetch_hmac(void) { hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL); }
 
 /* hmac_material: HMAC-SHA256(secret, "{id}|{domain}|{hex(repr)}|{context}") into |out|,
  * fed piece by piece so the material needs no buffer. Returns 0 or -ENOMEM / -EIO. */
@@ -30,7 +37,8 @@ static int hmac_material(const uint8_t *secret, size_t secret_len, const char *p
   params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0);
   params[1] = OSSL_PARAM_construct_end();
 
-  mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  pthread_once(&hmac_once, fetch_hmac);
+  mac = hmac_impl;
   if (!mac)
     goto out;
   ctx = EVP_MAC_CTX_new(mac);
@@ -54,7 +62,6 @@ static int hmac_material(const uint8_t *secret, size_t secret_len, const char *p
 free_ctx:
   EVP_MAC_CTX_free(ctx);
 free_mac:
-  EVP_MAC_free(mac);
 out:
   return rc;
 }
