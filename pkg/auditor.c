@@ -293,6 +293,9 @@ static int load_keys(struct auditor *a, struct qm_err *err) {
   return 0;
 }
 
+static int64_t gauge_pending(void *arg) { return qm_auditor_state_pending(((struct auditor *)arg)->state); }
+static int64_t gauge_reorder(void *arg) { return qm_auditor_state_reorder_waiting(((struct auditor *)arg)->state); }
+
 static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   struct auditor *a = calloc(1, sizeof *a);
   if (!a) return qm_err_set(err, -ENOMEM, "out of memory");
@@ -320,6 +323,11 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   a->log_failed = qm_role_counter(r, "audit_log_failed");
   a->replayed = qm_role_counter(r, "audit_log_replayed");
   if (!rc) *a->replayed = qm_auditor_state_replayed(a->state);
+  if (!rc) {
+    qm_auditor_state_set_latency(a->state, qm_role_histogram(r, "decision_latency_seconds"));
+    qm_role_add_gauge(r, "requests_pending", gauge_pending, a);
+    qm_role_add_gauge(r, "drift_reorder_waiting", gauge_reorder, a);
+  }
   if (!rc) qm_auditor_state_counters(a->state, a->rejected_malformed, a->rejected_unknown_signer,
                                      a->rejected_bad_signature, a->rejected_signer_mismatch, a->refused_full);
   struct qm_server *srv = qm_role_server(r);

@@ -21,6 +21,7 @@ struct qm_auditor_state {
   const struct qm_topology *topo;
   struct qm_key *const *keys;
   struct qm_root_cache *roots;
+  struct qm_hist *latency; /* first vote -> decision */
   const char **domains;
   struct qm_quorum *quorum;
   struct qm_audit_log *log;
@@ -37,6 +38,7 @@ static void to_drift(void *arg, uint64_t sequence, size_t domain, const int8_t *
 
 static void on_decision(void *arg, const struct qm_decision *d) {
   struct qm_auditor_state *s = arg;
+  if (s->latency) qm_hist_observe_ns(s->latency, d->latency_ns);
   qm_reorder_push(s->reorder, d->sequence, d->domain, d->votes, d->success);
 }
 
@@ -109,6 +111,15 @@ void qm_auditor_state_free(struct qm_auditor_state *s) {
 }
 
 void qm_auditor_state_sync(struct qm_auditor_state *s) { qm_audit_log_sync(s->log); }
+void qm_auditor_state_set_latency(struct qm_auditor_state *s, struct qm_hist *h) { s->latency = h; }
+int64_t qm_auditor_state_pending(const struct qm_auditor_state *s) {
+  struct qm_quorum_stats st;
+  qm_quorum_stats(s->quorum, &st);
+  return (int64_t)st.pending;
+}
+int64_t qm_auditor_state_reorder_waiting(const struct qm_auditor_state *s) {
+  return (int64_t)qm_reorder_waiting(s->reorder);
+}
 uint64_t qm_auditor_state_replayed(const struct qm_auditor_state *s) { return s->replayed; }
 
 void qm_auditor_state_counters(struct qm_auditor_state *s, const uint64_t *malformed,

@@ -9,6 +9,7 @@
 #include "err.h"
 #include "quorum.h"
 #include "audit_log.h"
+#include "hist.h"
 #include "report_check.h"
 #include "topology.h"
 
@@ -20,6 +21,10 @@ struct qm_auditor_state;
  * index named. */
 int qm_auditor_state_new(const struct qm_topology *topo, struct qm_key *const *keys, const char *audit_log,
                          enum qm_fsync_policy fsync, struct qm_auditor_state **out, struct qm_err *err);
+/* For Stats: the decision latency histogram (borrowed), and levels. */
+void qm_auditor_state_set_latency(struct qm_auditor_state *s, struct qm_hist *h);
+int64_t qm_auditor_state_pending(const struct qm_auditor_state *s);
+int64_t qm_auditor_state_reorder_waiting(const struct qm_auditor_state *s);
 /* qm_auditor_state_sync: the batch fsync of the log (every tick). */
 void qm_auditor_state_sync(struct qm_auditor_state *s);
 /* qm_auditor_state_replayed: records replayed at start. */

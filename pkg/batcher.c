@@ -19,6 +19,7 @@ struct vote {
   qm_vote_done_fn done;
   void *arg;
   int answered; /* done() ran: a resent batch skips this vote's reply */
+  int64_t added_ns;
 };
 
 struct batch {
@@ -64,9 +65,10 @@ static void batch_free(struct batch *bt) {
   free(bt);
 }
 
-static void answer(struct vote *v, int status, const char *why) {
+static void answer(struct qm_batcher *b, struct vote *v, int status, const char *why) {
   if (v->answered) return;
   v->answered = 1;
+  if (b->c.latency) qm_hist_observe_ns(b->c.latency, qm_mono_ns() - v->added_ns);
   v->done(v->arg, status, why);
 }
 
@@ -75,7 +77,7 @@ static void fail_all(struct batch *bt, int status, const char *why) {
   snprintf(msg, sizeof msg, "provider %s: the auditor did not take the vote: %s", bt->b->key_id, why);
   for (size_t i = 0; i < bt->n; i++) {
     if (!bt->votes[i].answered) (*bt->b->c.failed)++;
-    answer(&bt->votes[i], status, msg);
+    answer(bt->b, &bt->votes[i], status, msg);
   }
   batch_free(bt);
 }
@@ -122,14 +124,14 @@ static void on_reply(void *arg, int status, const char *details, const uint8_t *
       if (bt->votes[i].answered) continue;
       if (v->result != QMESH__V1__REPORT_REPLY__RESULT__REJECTED) {
         (*b->c.reported)++;
-        answer(&bt->votes[i], QM_STATUS_OK, "");
+        answer(bt->b, &bt->votes[i], QM_STATUS_OK, "");
       } else if (retryable((int)v->code)) {
         again = 1; /* not taken yet (log failure, pending table full): send it again */
       } else {
         char msg[300];
         snprintf(msg, sizeof msg, "the auditor refused the vote: %s", v->error);
         (*b->c.rejected)++;
-        answer(&bt->votes[i], QM_STATUS_FAILED_PRECONDITION, msg);
+        answer(bt->b, &bt->votes[i], QM_STATUS_FAILED_PRECONDITION, msg);
       }
     }
     qmesh__v1__report_batch_reply__free_unpacked(r, NULL);
@@ -232,7 +234,7 @@ int qm_batcher_add(struct qm_batcher *b, const uint8_t *outcome, size_t len, qm_
   uint8_t *copy = malloc(len ? len : 1);
   if (!copy) return -ENOMEM;
   memcpy(copy, outcome, len);
-  b->pending[b->npending++] = (struct vote){copy, len, done, arg, 0};
+  b->pending[b->npending++] = (struct vote){copy, len, done, arg, 0, qm_mono_ns()};
   /* Nagle-like: alone, a vote goes at once (low latency); under load, votes gather while
    * batches are in flight and share one signature. */
   if (b->inflight < QM_BATCHES_IN_FLIGHT || b->npending == QM_BATCH_MAX) flush(b);
@@ -255,6 +257,7 @@ void qm_batcher_tick(struct qm_batcher *b, int stopping) {
 }
 
 size_t qm_batcher_pending(const struct qm_batcher *b) { return b->npending; }
+unsigned qm_batcher_inflight(const struct qm_batcher *b) { return b->inflight; }
 
 void qm_batcher_free(struct qm_batcher *b) {
   if (!b) return;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hist.h"
 #include "rpc.h"
 #include "sign.h"
 
@@ -20,6 +21,7 @@ struct qm_batcher_counters {
   uint64_t *failed;        /* votes given up on (auditor unreachable past the retry window) */
   uint64_t *retries;       /* batch resends */
   uint64_t *batches;       /* batches signed */
+  struct qm_hist *latency; /* a vote's wait from decision to the auditor's answer (or NULL) */
 };
 
 struct qm_batcher;
@@ -37,6 +39,7 @@ int qm_batcher_add(struct qm_batcher *b, const uint8_t *outcome, size_t len, qm_
 /* qm_batcher_tick: resends due retries and flushes what waits; call it every few ms. */
 void qm_batcher_tick(struct qm_batcher *b, int stopping);
 size_t qm_batcher_pending(const struct qm_batcher *b);
+unsigned qm_batcher_inflight(const struct qm_batcher *b);
 void qm_batcher_free(struct qm_batcher *b);
 
 #endif

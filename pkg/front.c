@@ -22,6 +22,7 @@ struct front {
   size_t npending;
   size_t outstanding;      /* requests accepted and not yet answered: bounded by POST_QUEUE_MAX */
   unsigned inflight_batches;
+  struct qm_hist *latency; /* accept -> the hub's answer */
   uint64_t *accepted, *forwarded, *refused_full, *refused_invalid, *hub_failed, *no_seq;
 };
 
@@ -33,6 +34,7 @@ struct pending {
   struct qm_call *call;
   uint8_t *artifact;
   size_t len;
+  int64_t accepted_ns; /* monotonic: for the submit latency histogram */
 };
 
 struct relay_batch {
@@ -65,7 +67,9 @@ static void on_hub_reply(void *arg, int status, const char *details, const uint8
     details = "the hub's reply does not match the batch";
   }
   snprintf(why, sizeof why, "%s: %s", qm_status_name(status), details);
+  int64_t now = qm_mono_ns();
   for (size_t i = 0; i < rb->n; i++) {
+    if (f->latency) qm_hist_observe_ns(f->latency, now - rb->items[i].accepted_ns);
     if (status != QM_STATUS_OK) answer(f, rb->items[i].call, status, why);
     else answer(f, rb->items[i].call, (int)r->items[i]->code, r->items[i]->message);
     free(rb->items[i].artifact);
@@ -206,10 +210,23 @@ static void on_submit(void *ctx, struct qm_call *call, const uint8_t *req, size_
   qmesh__v1__artifact__pack(&a, buf);
   (*f->accepted)++;
   f->outstanding++;
-  f->pending[f->npending++] = (struct pending){call, buf, n};
+  f->pending[f->npending++] = (struct pending){call, buf, n, qm_mono_ns()};
   if (f->npending == QM_FRONT_BATCH_MAX || f->inflight_batches < QM_FRONT_BATCHES_IN_FLIGHT) flush(f);
 done:
   qmesh__v1__submit_request__free_unpacked(in, NULL);
+}
+
+static int64_t gauge_outstanding(void *arg) { return (int64_t)((struct front *)arg)->outstanding; }
+static int64_t gauge_batch(void *arg) { return (int64_t)((struct front *)arg)->npending; }
+static int64_t gauge_hub_queued(void *arg) {
+  struct qm_channel_stats st;
+  qm_channel_stats(((struct front *)arg)->hub, &st);
+  return (int64_t)st.queued;
+}
+static int64_t gauge_hub_inflight(void *arg) {
+  struct qm_channel_stats st;
+  qm_channel_stats(((struct front *)arg)->hub, &st);
+  return (int64_t)st.inflight;
 }
 
 static int setup(struct qm_role *r, void **state, struct qm_err *err) {
@@ -233,6 +250,11 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
     return qm_err_set(err, -ENOMEM, "out of memory");
   }
   qm_role_add_upstream(r, reg->hub.advertise);
+  f->latency = qm_role_histogram(r, "submit_latency_seconds");
+  qm_role_add_gauge(r, "requests_outstanding", gauge_outstanding, f);
+  qm_role_add_gauge(r, "batch_waiting", gauge_batch, f);
+  qm_role_add_gauge(r, "hub_calls_inflight", gauge_hub_inflight, f);
+  qm_role_add_gauge(r, "hub_calls_queued", gauge_hub_queued, f);
   f->accepted = qm_role_counter(r, "submit_accepted");
   f->forwarded = qm_role_counter(r, "submit_forwarded");
   f->refused_full = qm_role_counter(r, "submit_refused_full");

@@ -14,6 +14,7 @@ struct hub {
   size_t nproviders;
   struct qm_channel **providers;
   void **evaluate, **evaluate_batch;
+  struct qm_hist *latency; /* fan-out -> every provider answered */
   const char *front_id; /* the only peer allowed to relay through this hub (mutual TLS) */
   uint64_t *refused_unauthorized;
   uint64_t *received, *relays, *relay_failed, *refused_full, *refused_invalid, *undelivered;
@@ -26,6 +27,7 @@ struct fanout {
   struct qm_call *call;
   int batch;            /* RelayBatch: one status per artifact */
   size_t waiting, nitems;
+  int64_t started_ns;
   char last_error[160];
   size_t delivered[];   /* per artifact: providers that took it */
 };
@@ -65,6 +67,7 @@ static void reply_batch(struct fanout *fo) {
 
 static void finish_fanout(struct fanout *fo) {
   struct hub *h = fo->h;
+  if (h->latency) qm_hist_observe_ns(h->latency, qm_mono_ns() - fo->started_ns);
   /* Delivered to at least one provider: the auditor decides with what arrives (a provider
    * that is down makes the request incomplete, counted there). Nobody reached: the front
    * must know, so the requester can fail over. */
@@ -128,6 +131,7 @@ static void relay(struct hub *h, struct qm_call *call, const uint8_t *req, size_
   fo->batch = batch;
   fo->nitems = nitems;
   fo->waiting = h->nproviders;
+  fo->started_ns = qm_mono_ns();
   snprintf(fo->last_error, sizeof fo->last_error, "no provider answered");
   for (size_t i = 0; i < h->nproviders; i++) {
     (*h->relays) += nitems; /* fan-out posts issued, one per artifact and provider */
@@ -187,6 +191,19 @@ static void teardown(void *state) {
   free(h);
 }
 
+static int64_t provider_calls(void *arg, int queued) {
+  struct hub *h = arg;
+  int64_t sum = 0;
+  for (size_t i = 0; i < h->nproviders; i++) {
+    struct qm_channel_stats st;
+    qm_channel_stats(h->providers[i], &st);
+    sum += (int64_t)(queued ? st.queued : st.inflight);
+  }
+  return sum;
+}
+static int64_t gauge_inflight(void *arg) { return provider_calls(arg, 0); }
+static int64_t gauge_queued(void *arg) { return provider_calls(arg, 1); }
+
 static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   const struct qm_topology *t = qm_role_topology(r);
   struct hub *h = calloc(1, sizeof *h);
@@ -207,6 +224,9 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   }
   h->front_id = qm_topology_find_region_of(t, qm_role_id(r))->front.id;
   h->refused_unauthorized = qm_role_counter(r, "refused_unauthorized");
+  h->latency = qm_role_histogram(r, "relay_latency_seconds");
+  qm_role_add_gauge(r, "provider_calls_inflight", gauge_inflight, h);
+  qm_role_add_gauge(r, "provider_calls_queued", gauge_queued, h);
   h->received = qm_role_counter(r, "artifacts_received");
   h->relays = qm_role_counter(r, "relays");
   h->relay_failed = qm_role_counter(r, "relays_failed");

@@ -233,6 +233,9 @@ static int resolve_byzantine(struct provider *p, struct qm_err *err) {
   return 0;
 }
 
+static int64_t gauge_waiting(void *arg) { return (int64_t)qm_batcher_pending(((struct provider *)arg)->batcher); }
+static int64_t gauge_batches(void *arg) { return (int64_t)qm_batcher_inflight(((struct provider *)arg)->batcher); }
+
 static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   struct provider *p = calloc(1, sizeof *p);
   if (!p) return qm_err_set(err, -ENOMEM, "out of memory");
@@ -265,9 +268,12 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   p->report_retries = qm_role_counter(r, "report_retries");
   p->report_rejected = qm_role_counter(r, "report_rejected");
   p->batches = qm_role_counter(r, "report_batches");
-  struct qm_batcher_counters bc = {p->reported, p->report_rejected, p->report_failed, p->report_retries, p->batches};
+  struct qm_batcher_counters bc = {p->reported, p->report_rejected, p->report_failed, p->report_retries, p->batches,
+                                   qm_role_histogram(r, "vote_latency_seconds")};
   if (!rc && qm_batcher_new(p->auditor, p->self->ep.id, p->key, &bc, &p->batcher))
     rc = qm_err_set(err, -ENOMEM, "out of memory");
+  qm_role_add_gauge(r, "votes_waiting", gauge_waiting, p);
+  qm_role_add_gauge(r, "auditor_batches_inflight", gauge_batches, p);
   p->refused_unauthorized = qm_role_counter(r, "refused_unauthorized");
   p->hub_ids = calloc(p->topo->nregions, sizeof *p->hub_ids);
   if (!p->hub_ids) rc = qm_err_set(err, -ENOMEM, "out of memory");

@@ -155,7 +155,7 @@ static void decide(struct qm_quorum *q, uint32_t i, int complete, int64_t now_ns
   list_remove(q, &q->pending, i);
   list_push(q, &q->decided, i);
   if (q->hook) {
-    struct qm_decision d = {e->sequence, e->domain, votes, e->success, complete};
+    struct qm_decision d = {e->sequence, e->domain, votes, e->success, complete, now_ns - e->first_ns};
     q->hook(q->hook_arg, &d);
   }
   while (q->decided.count > q->p.retain_max) forget_oldest_decided(q);

@@ -34,6 +34,7 @@ struct qm_decision {
   const int8_t *votes;   /* per provider: 1, 0, or -1 when missing */
   int success;
   int complete;
+  int64_t latency_ns;    /* first vote -> decision */
 };
 typedef void (*qm_decision_fn)(void *arg, const struct qm_decision *d);
 

@@ -14,7 +14,9 @@
 #include "qmesh/v1/qmesh.pb-c.h"
 #include "reflection.h"
 
-#define QM_ROLE_GRACE_MS 5000 /* in-flight work gets this long after the drain */
+#define QM_ROLE_GRACE_MS 5000
+#define QM_ROLE_HISTS_MAX 8
+#define QM_ROLE_GAUGES_MAX 16 /* in-flight work gets this long after the drain */
 
 struct qm_role {
   struct qm_role_options opt;
@@ -33,7 +35,38 @@ struct qm_role {
   uint64_t counters_dropped;
   const char *upstream[QM_ROLE_UPSTREAM_MAX];
   size_t nupstream;
+  struct {
+    const char *name;
+    struct qm_hist h;
+  } hists[QM_ROLE_HISTS_MAX];
+  size_t nhists;
+  struct {
+    const char *name;
+    qm_gauge_fn fn;
+    void *arg;
+  } gauges[QM_ROLE_GAUGES_MAX];
+  size_t ngauges;
 };
+
+struct qm_hist *qm_role_histogram(struct qm_role *r, const char *name) {
+  for (size_t i = 0; i < r->nhists; i++)
+    if (strcmp(r->hists[i].name, name) == 0) return &r->hists[i].h;
+  if (r->nhists == QM_ROLE_HISTS_MAX) {
+    r->counters_dropped++;
+    return NULL;
+  }
+  r->hists[r->nhists].name = name;
+  return &r->hists[r->nhists++].h;
+}
+
+int qm_role_add_gauge(struct qm_role *r, const char *name, qm_gauge_fn fn, void *arg) {
+  if (r->ngauges == QM_ROLE_GAUGES_MAX) return -ENOSPC;
+  r->gauges[r->ngauges].name = name;
+  r->gauges[r->ngauges].fn = fn;
+  r->gauges[r->ngauges].arg = arg;
+  r->ngauges++;
+  return 0;
+}
 
 struct qm_loop *qm_role_loop(struct qm_role *r) { return r->loop; }
 struct qm_server *qm_role_server(struct qm_role *r) { return r->server; }
@@ -97,6 +130,31 @@ static void on_stats(void *ctx, struct qm_call *call, const uint8_t *req, size_t
   out.n_upstream = r->nupstream;
   out.upstream = (char **)r->upstream;
   out.pid = (uint32_t)getpid();
+  Qmesh__V1__Gauge g[QM_ROLE_GAUGES_MAX], *gp[QM_ROLE_GAUGES_MAX];
+  for (size_t i = 0; i < r->ngauges; i++) {
+    qmesh__v1__gauge__init(&g[i]);
+    g[i].name = (char *)r->gauges[i].name;
+    g[i].value = r->gauges[i].fn(r->gauges[i].arg);
+    gp[i] = &g[i];
+  }
+  out.n_gauges = r->ngauges;
+  out.gauges = gp;
+  Qmesh__V1__Histogram hs[QM_ROLE_HISTS_MAX], *hp[QM_ROLE_HISTS_MAX];
+  uint64_t cum[QM_ROLE_HISTS_MAX][QM_HIST_BUCKETS];
+  for (size_t i = 0; i < r->nhists; i++) {
+    qmesh__v1__histogram__init(&hs[i]);
+    qm_hist_cumulative(&r->hists[i].h, cum[i]);
+    hs[i].name = (char *)r->hists[i].name;
+    hs[i].n_upper_bounds = QM_HIST_BUCKETS;
+    hs[i].upper_bounds = (double *)qm_hist_bounds;
+    hs[i].n_cumulative_counts = QM_HIST_BUCKETS;
+    hs[i].cumulative_counts = cum[i];
+    hs[i].count = r->hists[i].h.count;
+    hs[i].sum = r->hists[i].h.sum;
+    hp[i] = &hs[i];
+  }
+  out.n_histograms = r->nhists;
+  out.histograms = hp;
   size_t size = qmesh__v1__role_stats__get_packed_size(&out);
   uint8_t *buf = malloc(size ? size : 1);
   if (!buf) {

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "hist.h"
 #include "rpc.h"
 #include "topology.h"
 
@@ -53,6 +54,13 @@ const struct qm_role_options *qm_role_options(const struct qm_role *r);
 /* qm_role_counter: a named counter of the role (created on first use, bounded); returns a
  * pointer that stays valid for the process' life, or NULL when the table is full. */
 uint64_t *qm_role_counter(struct qm_role *r, const char *name);
+/* qm_role_histogram: a named latency histogram of the role (created on first use, bounded;
+ * NULL when the table is full); shown by Stats and /metrics. */
+struct qm_hist *qm_role_histogram(struct qm_role *r, const char *name);
+/* qm_role_add_gauge: a level read when Stats is asked (|fn(arg)|, on the loop thread). */
+typedef int64_t (*qm_gauge_fn)(void *arg);
+int qm_role_add_gauge(struct qm_role *r, const char *name, qm_gauge_fn fn, void *arg);
+
 /* qm_role_add_upstream: an address this role sends to, shown by Stats. */
 void qm_role_add_upstream(struct qm_role *r, const char *addr);
 /* qm_role_peer_allowed: with mutual TLS, 1 when the caller's certificate identity is one of
