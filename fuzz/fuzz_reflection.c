@@ -38,6 +38,18 @@ static void check_answer(const Req *req, const Resp *resp) {
         abort();
       }
       break;
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE:
+      /* a known type: its (empty) extension numbers, named; an unknown one: an error */
+      if (resp->message_response_case ==
+          GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ALL_EXTENSION_NUMBERS_RESPONSE) {
+        if (strcmp(resp->all_extension_numbers_response->base_type_name, req->all_extension_numbers_of_type) != 0 ||
+            resp->all_extension_numbers_response->n_extension_number != 0)
+          abort();
+      } else if (resp->message_response_case !=
+                 GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE) {
+        abort();
+      }
+      break;
     default:
       if (resp->message_response_case !=
           GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE)
