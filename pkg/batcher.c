@@ -158,20 +158,21 @@ static int sign_batch(struct qm_batcher *b, struct batch *bt) {
   int rc = -ENOMEM;
   uint8_t (*leaves)[32] = malloc(n * 32);
   uint8_t (*proofs)[QM_MERKLE_DEPTH_MAX][32] = malloc(n * sizeof *proofs);
+  int *nproof = malloc(n * sizeof *nproof);
   Qmesh__V1__SignedOutcome *so = calloc(n, sizeof *so);
   Qmesh__V1__SignedOutcome **sop = calloc(n, sizeof *sop);
   ProtobufCBinaryData *pd = calloc(n * QM_MERKLE_DEPTH_MAX, sizeof *pd);
-  if (!leaves || !proofs || !so || !sop || !pd) goto out;
+  if (!leaves || !proofs || !nproof || !so || !sop || !pd) goto out;
   for (size_t i = 0; i < n; i++) qm_merkle_leaf(bt->votes[i].outcome, bt->votes[i].len, leaves[i]);
   uint8_t root[32], msg[QM_BATCH_SIGNED_LEN], sig[QM_SIG_LEN];
-  qm_merkle_root((const uint8_t(*)[32])leaves, n, root);
+  qm_merkle_proofs((const uint8_t(*)[32])leaves, n, proofs, nproof, root);
   qm_merkle_signed_bytes(root, (uint32_t)n, msg);
   if (qm_sign(b->key, msg, sizeof msg, sig)) {
     rc = -EIO;
     goto out;
   }
   for (size_t i = 0; i < n; i++) {
-    int np = qm_merkle_proof((const uint8_t(*)[32])leaves, n, i, proofs[i]);
+    int np = nproof[i];
     qmesh__v1__signed_outcome__init(&so[i]);
     so[i].outcome.data = bt->votes[i].outcome;
     so[i].outcome.len = bt->votes[i].len;
@@ -200,6 +201,7 @@ static int sign_batch(struct qm_batcher *b, struct batch *bt) {
 out:
   free(leaves);
   free(proofs);
+  free(nproof);
   free(so);
   free(sop);
   free(pd);

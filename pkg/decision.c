@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
@@ -14,6 +15,43 @@
 static EVP_MAC *hmac_impl;
 static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
 static void fetch_hmac(void) { hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL); }
+
+/* A provider scores every request with the same secret: keep one context keyed with it and
+ * copy it, instead of re-keying (and re-fetching SHA-256) for every request. */
+#define QM_HMAC_KEY_CACHE_MAX 256
+static struct {
+  pthread_mutex_t lock;
+  EVP_MAC_CTX *keyed;
+  uint8_t key[QM_HMAC_KEY_CACHE_MAX];
+  size_t len;
+} key_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* keyed_ctx: a new context keyed with |key|, ready for the message; NULL on failure. */
+static EVP_MAC_CTX *keyed_ctx(EVP_MAC *mac, const uint8_t *key, size_t len, const OSSL_PARAM *params) {
+  EVP_MAC_CTX *ctx = NULL;
+  pthread_mutex_lock(&key_cache.lock);
+  if (len <= QM_HMAC_KEY_CACHE_MAX && key_cache.keyed && key_cache.len == len &&
+      CRYPTO_memcmp(key_cache.key, key, len) == 0)
+    ctx = EVP_MAC_CTX_dup(key_cache.keyed);
+  pthread_mutex_unlock(&key_cache.lock);
+  if (ctx) return ctx;
+  ctx = EVP_MAC_CTX_new(mac);
+  if (!ctx || !EVP_MAC_init(ctx, key, len, params)) {
+    EVP_MAC_CTX_free(ctx);
+    return NULL;
+  }
+  EVP_MAC_CTX *keep = len <= QM_HMAC_KEY_CACHE_MAX ? EVP_MAC_CTX_dup(ctx) : NULL;
+  if (keep) {
+    pthread_mutex_lock(&key_cache.lock);
+    EVP_MAC_CTX_free(key_cache.keyed);
+    OPENSSL_cleanse(key_cache.key, sizeof key_cache.key); /* secrets: wipe, then replace */
+    key_cache.keyed = keep;
+    memcpy(key_cache.key, key, len);
+    key_cache.len = len;
+    pthread_mutex_unlock(&key_cache.lock);
+  }
+  return ctx;
+}
 
 /* hmac_material: HMAC-SHA256(secret, "{id}|{domain}|{hex(repr)}|{context}") into |out|,
  * fed piece by piece so the material needs no buffer. Returns 0 or -ENOMEM / -EIO. */
@@ -41,14 +79,13 @@ static int hmac_material(const uint8_t *secret, size_t secret_len, const char *p
   mac = hmac_impl;
   if (!mac)
     goto out;
-  ctx = EVP_MAC_CTX_new(mac);
+  /* An empty key is valid HMAC (Python accepts b""); OpenSSL wants a non-NULL pointer. */
+  ctx = keyed_ctx(mac, secret_len ? secret : empty_key, secret_len, params);
   if (!ctx) {
     rc = -ENOMEM;
     goto free_mac;
   }
-  /* An empty key is valid HMAC (Python accepts b""); OpenSSL wants a non-NULL pointer. */
-  if (!EVP_MAC_init(ctx, secret_len ? secret : empty_key, secret_len, params) ||
-      !EVP_MAC_update(ctx, (const unsigned char *)provider_id, strlen(provider_id)) ||
+  if (!EVP_MAC_update(ctx, (const unsigned char *)provider_id, strlen(provider_id)) ||
       !EVP_MAC_update(ctx, (const unsigned char *)"|", 1) ||
       !EVP_MAC_update(ctx, (const unsigned char *)domain, strlen(domain)) ||
       !EVP_MAC_update(ctx, (const unsigned char *)"|", 1) ||

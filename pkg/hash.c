@@ -2,13 +2,22 @@
 #include "hash.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/evp.h>
 
+/* Fetched once: OpenSSL 3 otherwise looks SHA-256 up in its provider store on every call,
+ * which costs more than hashing a small message. */
+static EVP_MD *sha256_impl;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static void fetch_sha256(void) { sha256_impl = EVP_MD_fetch(NULL, "SHA256", NULL); }
+
 int qm_sha256(const void *data, size_t len, uint8_t out[QM_SHA256_LEN]) {
   unsigned int n = 0;
-  if (!EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) || n != QM_SHA256_LEN) return -EIO;
+  pthread_once(&sha256_once, fetch_sha256);
+  const EVP_MD *md = sha256_impl ? sha256_impl : EVP_sha256();
+  if (!EVP_Digest(data, len, out, &n, md, NULL) || n != QM_SHA256_LEN) return -EIO;
   return 0;
 }
 

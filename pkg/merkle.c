@@ -47,6 +47,40 @@ int qm_merkle_root(const uint8_t (*leaves)[32], size_t n, uint8_t root[32]) {
   return 0;
 }
 
+int qm_merkle_proofs(const uint8_t (*leaves)[32], size_t n, uint8_t (*proofs)[QM_MERKLE_DEPTH_MAX][32],
+                     int *nproof, uint8_t root[32]) {
+  if (n == 0 || n > QM_MERKLE_MAX) return -EINVAL;
+  /* Every level once (2n - 1 nodes at most); each leaf's path is read off them. */
+  static __thread uint8_t nodes[2 * QM_MERKLE_MAX][32];
+  size_t start[QM_MERKLE_DEPTH_MAX + 2], width[QM_MERKLE_DEPTH_MAX + 2], levels = 0, at = n;
+  memcpy(nodes, leaves, n * 32);
+  start[0] = 0;
+  width[0] = n;
+  while (width[levels] > 1) {
+    size_t w = width[levels], s0 = start[levels], out = 0;
+    for (size_t i = 0; i < w; i += 2, out++) {
+      if (i + 1 < w) node(nodes[s0 + i], nodes[s0 + i + 1], nodes[at + out]);
+      else memcpy(nodes[at + out], nodes[s0 + i], 32);
+    }
+    levels++;
+    start[levels] = at;
+    width[levels] = out;
+    at += out;
+  }
+  memcpy(root, nodes[start[levels]], 32);
+  for (size_t leaf = 0; leaf < n; leaf++) {
+    size_t index = leaf;
+    int np = 0;
+    for (size_t l = 0; l < levels; l++) {
+      size_t sib = index ^ 1;
+      if (sib < width[l]) memcpy(proofs[leaf][np++], nodes[start[l] + sib], 32);
+      index /= 2;
+    }
+    nproof[leaf] = np;
+  }
+  return 0;
+}
+
 int qm_merkle_proof(const uint8_t (*leaves)[32], size_t n, size_t index, uint8_t proof[][32]) {
   if (n == 0 || n > QM_MERKLE_MAX || index >= n) return -EINVAL;
   static __thread uint8_t level[QM_MERKLE_MAX][32];

@@ -11,11 +11,16 @@ int main(void) {
     qm_merkle_leaf(data, sizeof data, leaves[i]);
   }
   for (size_t n = 1; n <= 70; n++) {
-    uint8_t root[32], again[32], proof[QM_MERKLE_DEPTH_MAX][32];
+    uint8_t root[32], again[32], proof[QM_MERKLE_DEPTH_MAX][32], root2[32];
+    static uint8_t all[70][QM_MERKLE_DEPTH_MAX][32];
+    int nall[70];
     CHECK(qm_merkle_root((const uint8_t(*)[32])leaves, n, root) == 0);
+    CHECK(qm_merkle_proofs((const uint8_t(*)[32])leaves, n, all, nall, root2) == 0);
+    CHECK(memcmp(root, root2, 32) == 0);
     for (size_t i = 0; i < n; i++) {
       int np = qm_merkle_proof((const uint8_t(*)[32])leaves, n, i, proof);
       CHECK(np >= 0 && np <= QM_MERKLE_DEPTH_MAX);
+      CHECK(nall[i] == np && memcmp(all[i], proof, (size_t)np * 32) == 0); /* one pass == one by one */
       CHECK(qm_merkle_root_from_proof(leaves[i], i, n, (const uint8_t(*)[32])proof, (size_t)np, again) == 0);
       CHECK(memcmp(root, again, 32) == 0);
       if (n > 1) {

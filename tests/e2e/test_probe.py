@@ -122,8 +122,15 @@ except AssertionError:
     up_err.seek(0)
     print(up_err.read())
     raise
-up_out.seek(0)
-CHILD_PIDS = [int(line.split()[-1]) for line in up_out.read().splitlines() if " pid " in line]
+# qmesh up prints its table once its own readiness checks passed, which may be a little
+# after the roles answer us: wait for the table.
+deadline = time.time() + 30
+while True:
+    up_out.seek(0)
+    CHILD_PIDS = [int(line.split()[-1]) for line in up_out.read().splitlines() if " pid " in line]
+    if len(CHILD_PIDS) >= len(ADDR) or time.time() > deadline:
+        break
+    time.sleep(0.05)
 R.eq(len(CHILD_PIDS), len(ADDR), "qmesh up started one process per role")
 
 # ---- reflection: services, every method's types, files, errors ----
