@@ -1,11 +1,5 @@
-/* rpc_sync.c: one blocking unary call on a private queue, for command-line tools. */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <grpc/grpc_security.h>
-
-#include "rpc_internal.h"
+/* rpc_sync.c: one blocking unary call on a channel of its own, for command-line tools. */
+#include "rpc_sync_channel.h"
 
 int qm_rpc_call_sync(const char *target, const char *path, const uint8_t *req, size_t len,
                      const struct qm_rpc_md *md, size_t nmd, unsigned timeout_ms,
@@ -16,72 +10,10 @@ int qm_rpc_call_sync(const char *target, const char *path, const uint8_t *req, s
 int qm_rpc_call_sync_id(const char *target, const char *server_id, const char *path, const uint8_t *req,
                         size_t len, const struct qm_rpc_md *md, size_t nmd, unsigned timeout_ms,
                         int wait_for_ready, struct qm_rpc_result *res, struct qm_err *err) {
-  grpc_metadata gmd[8];
-  if (nmd > 8) return qm_err_set(err, -E2BIG, "too much metadata");
-  memset(res, 0, sizeof *res);
-  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-  grpc_channel *ch = qm__channel_create(target, server_id);
-  grpc_slice method = grpc_slice_from_copied_string(path);
-  grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
-                                             qm__deadline_ms(timeout_ms), NULL);
-  grpc_slice_unref(method);
-  for (size_t i = 0; i < nmd; i++) {
-    gmd[i].key = grpc_slice_from_copied_string(md[i].key);
-    gmd[i].value = grpc_slice_from_copied_buffer(md[i].value, md[i].value_len);
-  }
-  grpc_metadata_array init_md, trail_md;
-  grpc_metadata_array_init(&init_md);
-  grpc_metadata_array_init(&trail_md);
-  grpc_byte_buffer *send_bb = qm__buffer_from(req, len), *recv_bb = NULL;
-  grpc_status_code status = GRPC_STATUS_UNKNOWN;
-  grpc_slice details = grpc_empty_slice();
-  grpc_op ops[6];
-  memset(ops, 0, sizeof ops);
-  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[0].data.send_initial_metadata.count = nmd;
-  ops[0].data.send_initial_metadata.metadata = nmd ? gmd : NULL;
-  ops[0].flags = wait_for_ready ? GRPC_INITIAL_METADATA_WAIT_FOR_READY : 0;
-  ops[1].op = GRPC_OP_SEND_MESSAGE;
-  ops[1].data.send_message.send_message = send_bb;
-  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-  ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
-  ops[4].op = GRPC_OP_RECV_MESSAGE;
-  ops[4].data.recv_message.recv_message = &recv_bb;
-  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-  ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
-  ops[5].data.recv_status_on_client.status = &status;
-  ops[5].data.recv_status_on_client.status_details = &details;
-  int rc = 0;
-  int tag;
-  if (grpc_call_start_batch(call, ops, 6, &tag, NULL) != GRPC_CALL_OK) {
-    rc = qm_err_set(err, -EIO, "cannot start a call to %s%s", target, path);
-    goto cleanup;
-  }
-  grpc_event ev = grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-  res->status = ev.success ? (int)status : QM_STATUS_UNAVAILABLE;
-  size_t n = GRPC_SLICE_LENGTH(details);
-  if (n >= sizeof res->details) n = sizeof res->details - 1;
-  memcpy(res->details, GRPC_SLICE_START_PTR(details), n);
-  res->details[n] = '\0';
-  if (res->status == QM_STATUS_OK && recv_bb && qm__buffer_read(recv_bb, &res->resp, &res->len) != 0)
-    rc = qm_err_set(err, -ENOMEM, "cannot read the reply from %s", target);
-cleanup:
-  grpc_byte_buffer_destroy(send_bb);
-  if (recv_bb) grpc_byte_buffer_destroy(recv_bb);
-  grpc_metadata_array_destroy(&init_md);
-  grpc_metadata_array_destroy(&trail_md);
-  grpc_slice_unref(details);
-  for (size_t i = 0; i < nmd; i++) {
-    grpc_slice_unref(gmd[i].key);
-    grpc_slice_unref(gmd[i].value);
-  }
-  grpc_call_unref(call);
-  grpc_channel_destroy(ch);
-  grpc_completion_queue_shutdown(cq);
-  while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-         GRPC_QUEUE_SHUTDOWN) {
-  }
-  grpc_completion_queue_destroy(cq);
+  struct qm_sync_channel *ch = NULL;
+  int rc = qm_sync_channel_new(target, server_id, &ch, err);
+  if (rc) return rc;
+  rc = qm_sync_channel_call(ch, path, req, len, md, nmd, timeout_ms, wait_for_ready, res, err);
+  qm_sync_channel_free(ch);
   return rc;
 }
