@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,16 +26,6 @@
 #define BENCH_STATS_TIMEOUT_MS 5000
 #define BENCH_TARGET_RATE 20000.0 /* issue 6: fully audited requests/s on 2 cores */
 #define BENCH_TARGET_P99_MS 10.0  /* ... with p99 <= 10 ms at half that load */
-
-static volatile int interrupted;
-
-static void *signal_thread(void *arg) {
-  (void)arg;
-  while (!qm_rpc_wait_signal(1000)) {
-  }
-  interrupted = 1;
-  return NULL;
-}
 
 /* ---- this machine and its processes, from /proc ---- */
 
@@ -399,24 +388,6 @@ static int run_echo(struct bench *b) {
   return 0;
 }
 
-/* wait_decided: polls the auditor until it decided every accepted request (no fixed sleep);
- * counts its Summary calls in |*polls|. */
-static int wait_decided(const struct qm_topology *t, uint64_t accepted, uint64_t *polls, struct qm_err *err) {
-  int64_t deadline = qm_mono_ns() + ((int64_t)t->deadline_ms + 30000) * 1000000;
-  for (;;) {
-    uint64_t decided = 0, pending = 0;
-    (*polls)++;
-    if (qm_report_auditor_progress(t, &decided, &pending, err)) return -1;
-    if (decided >= accepted && pending == 0) return 0;
-    if (interrupted) return qm_err_set(err, -1, "interrupted");
-    if (qm_mono_ns() > deadline)
-      return qm_err_set(err, -1, "auditor decided %" PRIu64 " of %" PRIu64 " requests (%" PRIu64 " pending) in time",
-                        decided, accepted, pending);
-    struct timespec ts = {0, 2000000};
-    nanosleep(&ts, NULL);
-  }
-}
-
 /* run_mesh: start, drive, wait, measure, stop. */
 static int run_mesh(struct bench *b, const char *topology) {
   struct qm_local_mesh m;
@@ -448,7 +419,7 @@ static int run_mesh(struct bench *b, const char *topology) {
   }
   b->self_before = read_usage(0);
   struct qm_requester_opts ro = {.topo = t, .concurrency = b->concurrency, .progress = isatty(2),
-                                 .cancel = &interrupted, .latency = b->lat};
+                                 .cancel = &qm_interrupted, .latency = b->lat};
   if (qm_requester_run(&ro, &b->req, &err)) {
     fprintf(stderr, "qmesh bench: requester: %s\n", err.msg);
     goto stop;
@@ -457,7 +428,7 @@ static int run_mesh(struct bench *b, const char *topology) {
     fprintf(stderr, "qmesh bench: %" PRIu64 " requests failed, %" PRIu64 " refused (last: %s)\n", b->req.failed,
             b->req.refused, b->req.last_error);
   uint64_t polls = 0;
-  if (wait_decided(t, b->req.accepted, &polls, &err)) {
+  if (qm_wait_decided(t, b->req.accepted, &polls, &err)) {
     fprintf(stderr, "qmesh bench: %s\n", err.msg);
     goto stop;
   }
@@ -494,7 +465,7 @@ static int run_mesh(struct bench *b, const char *topology) {
   b->self_after = read_usage(0);
   code = 0;
 stop:
-  if (interrupted) {
+  if (qm_interrupted) {
     fprintf(stderr, "qmesh bench: interrupted; stopping the mesh\n");
     code = 1;
   }
@@ -575,8 +546,7 @@ int qm_cmd_bench(int argc, char **argv) {
   qm_rpc_block_signals();
   int code = 1;
   if (echo_ms && run_echo(&b)) goto done;
-  pthread_t th;
-  if (pthread_create(&th, NULL, signal_thread, NULL) == 0) pthread_detach(th);
+  qm_start_signal_thread(); /* blocks again (harmless) and waits for the signals */
   code = run_mesh(&b, topology);
   if (!code) {
     struct qm_text out;

@@ -1,7 +1,6 @@
 /* demo.c: `qmesh demo` (the whole story in one command) and `qmesh up` (roles only). */
 #include <getopt.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,22 +13,6 @@
 #include "summary.h"
 #include "text.h"
 
-static volatile int interrupted;
-
-static void *signal_thread(void *arg) {
-  (void)arg;
-  while (!qm_rpc_wait_signal(1000)) {
-  }
-  interrupted = 1;
-  return NULL;
-}
-
-static void start_signal_thread(void) {
-  pthread_t th;
-  qm_rpc_block_signals();
-  if (pthread_create(&th, NULL, signal_thread, NULL) == 0) pthread_detach(th);
-}
-
 static int parse_uint(const char *prog, const char *flag, const char *v, unsigned max, unsigned *out) {
   uint64_t x;
   if (qm_parse_u64(v, &x) || x == 0 || x > max) {
@@ -38,22 +21,6 @@ static int parse_uint(const char *prog, const char *flag, const char *v, unsigne
   }
   *out = (unsigned)x;
   return 0;
-}
-
-/* wait_decided: polls the auditor until it decided every accepted request (no fixed sleep). */
-static int wait_decided(const struct qm_topology *t, uint64_t accepted, struct qm_err *err) {
-  int64_t deadline = qm_mono_ns() + ((int64_t)t->deadline_ms + 30000) * 1000000;
-  for (;;) {
-    uint64_t decided = 0, pending = 0;
-    if (qm_report_auditor_progress(t, &decided, &pending, err)) return -1;
-    if (decided >= accepted && pending == 0) return 0;
-    if (interrupted) return qm_err_set(err, -1, "interrupted");
-    if (qm_mono_ns() > deadline)
-      return qm_err_set(err, -1, "auditor decided %" PRIu64 " of %" PRIu64 " requests (%" PRIu64 " pending) in time",
-                        decided, accepted, pending);
-    struct timespec ts = {0, 5000000};
-    nanosleep(&ts, NULL);
-  }
 }
 
 int qm_cmd_demo(int argc, char **argv) {
@@ -89,13 +56,13 @@ int qm_cmd_demo(int argc, char **argv) {
     fprintf(stderr, "qmesh demo: unexpected argument '%s'\n", argv[optind]);
     return 2;
   }
-  start_signal_thread();
+  qm_start_signal_thread();
   struct qm_local_mesh m;
   if (qm_local_mesh_start(&m, "qmesh demo", topology, 1)) return 1;
   struct qm_err err = {0};
   struct qm_requester_result res;
   struct qm_requester_opts ro = {.topo = m.topo, .concurrency = concurrency, .progress = isatty(2),
-                                 .cancel = &interrupted};
+                                 .cancel = &qm_interrupted};
   int code = 0;
   if (qm_requester_run(&ro, &res, &err)) {
     fprintf(stderr, "qmesh demo: requester: %s\n", err.msg);
@@ -107,7 +74,7 @@ int qm_cmd_demo(int argc, char **argv) {
             res.refused, res.last_error);
   struct qm_report rep;
   memset(&rep, 0, sizeof rep);
-  if (wait_decided(m.topo, res.accepted, &err) || qm_report_collect(&rep, m.topo, &err)) {
+  if (qm_wait_decided(m.topo, res.accepted, NULL, &err) || qm_report_collect(&rep, m.topo, &err)) {
     fprintf(stderr, "qmesh demo: %s\n", err.msg);
     code = 1;
   } else {
@@ -130,7 +97,7 @@ int qm_cmd_demo(int argc, char **argv) {
       fprintf(stderr, "qmesh demo: %s\n", err.msg);
       code = 1;
     }
-    if (res.failed || res.refused || interrupted) code = 1;
+    if (res.failed || res.refused || qm_interrupted) code = 1;
   }
   qm_requester_result_free(&res);
   qm_local_mesh_stop(&m);

@@ -2,6 +2,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <time.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,12 +12,45 @@
 #include <unistd.h>
 
 #include "qmesh.h"
+#include "summary.h"
 #include "role.h"
 #include "rpc.h"
 #include "sign.h"
 #include "stream.h"
 
 #define QM_READY_TIMEOUT_MS 20000
+
+volatile int qm_interrupted;
+
+static void *signal_thread(void *arg) {
+  (void)arg;
+  while (!qm_rpc_wait_signal(1000)) {
+  }
+  qm_interrupted = 1;
+  return NULL;
+}
+
+void qm_start_signal_thread(void) {
+  pthread_t th;
+  qm_rpc_block_signals();
+  if (pthread_create(&th, NULL, signal_thread, NULL) == 0) pthread_detach(th);
+}
+
+int qm_wait_decided(const struct qm_topology *t, uint64_t accepted, uint64_t *polls, struct qm_err *err) {
+  int64_t deadline = qm_mono_ns() + ((int64_t)t->deadline_ms + 30000) * 1000000;
+  for (;;) {
+    uint64_t decided = 0, pending = 0;
+    if (polls) (*polls)++;
+    if (qm_report_auditor_progress(t, &decided, &pending, err)) return -1;
+    if (decided >= accepted && pending == 0) return 0;
+    if (qm_interrupted) return qm_err_set(err, -1, "interrupted");
+    if (qm_mono_ns() > deadline)
+      return qm_err_set(err, -1, "auditor decided %" PRIu64 " of %" PRIu64 " requests (%" PRIu64 " pending) in time",
+                        decided, accepted, pending);
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+  }
+}
 
 struct qm_topology *qm_load_topology_arg(const char *prog, const char *path) {
   struct qm_topology *t = NULL;

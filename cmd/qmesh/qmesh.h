@@ -28,6 +28,14 @@ struct qm_local_mesh {
   int started;
 };
 
+/* Set by the signal thread on SIGINT/SIGTERM/SIGHUP; long waits check it. */
+extern volatile int qm_interrupted;
+/* qm_start_signal_thread: blocks those signals in every thread and waits for them in one. */
+void qm_start_signal_thread(void);
+/* qm_wait_decided: polls the auditor until it decided every accepted request (no fixed
+ * sleep), up to its deadline plus 30 s; counts its Summary calls in |*polls| (may be NULL). */
+int qm_wait_decided(const struct qm_topology *t, uint64_t accepted, uint64_t *polls, struct qm_err *err);
+
 /* qm_load_topology_arg: |path| or the built-in default, with the environment applied;
  * prints the error and returns NULL on failure. */
 struct qm_topology *qm_load_topology_arg(const char *prog, const char *path);
