@@ -107,7 +107,9 @@ static void flush(struct front *f) {
   f->npending = 0;
   int rc = qm_channel_call(f->hub, f->relay_batch, buf, len, NULL, 0, QM_HOP_TIMEOUT_MS, 1, on_hub_reply, rb);
   if (rc) {
+    int64_t now = qm_mono_ns();
     for (size_t i = 0; i < rb->n; i++) {
+      if (f->latency) qm_hist_observe_ns(f->latency, now - rb->items[i].accepted_ns);
       answer(f, rb->items[i].call, QM_STATUS_UNAVAILABLE, rc == -ENOBUFS ? "queue full" : "cannot start the call");
       free(rb->items[i].artifact);
     }

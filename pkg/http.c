@@ -177,6 +177,8 @@ static int scrape(struct qm_http *h, struct qm_text *t, char *why, size_t cap) {
   Qmesh__V1__RoleStats *st = NULL;
   Qmesh__V1__Summary *sum = NULL;
   struct qm_metrics_counter *counters = NULL;
+  struct qm_metrics_gauge *gauges = NULL;
+  struct qm_metrics_histogram *hists = NULL;
   struct qm_metrics_provider *providers = NULL;
   uint8_t *sbuf = call(h, h->stats_path, &slen, why, cap), *abuf = NULL;
   if (!sbuf) goto done;
@@ -192,8 +194,10 @@ static int scrape(struct qm_http *h, struct qm_text *t, char *why, size_t cap) {
     }
   }
   counters = calloc(st->n_counters + 1, sizeof *counters);
+  gauges = calloc(st->n_gauges + 1, sizeof *gauges);
+  hists = calloc(st->n_histograms + 1, sizeof *hists);
   providers = calloc((sum ? sum->n_by_provider : 0) + 1, sizeof *providers);
-  if (!counters || !providers) {
+  if (!counters || !gauges || !hists || !providers) {
     rc = -ENOMEM;
     snprintf(why, cap, "out of memory");
     goto done;
@@ -202,12 +206,30 @@ static int scrape(struct qm_http *h, struct qm_text *t, char *why, size_t cap) {
     counters[i].name = st->counters[i]->name;
     counters[i].value = st->counters[i]->value;
   }
+  for (size_t i = 0; i < st->n_gauges; i++) {
+    gauges[i].name = st->gauges[i]->name;
+    gauges[i].value = st->gauges[i]->value;
+  }
+  for (size_t i = 0; i < st->n_histograms; i++) {
+    const Qmesh__V1__Histogram *hg = st->histograms[i];
+    /* Arrays of different lengths: no name, so the renderer skips it (and counts it). */
+    hists[i].name = hg->n_upper_bounds == hg->n_cumulative_counts ? hg->name : NULL;
+    hists[i].upper_bounds = hg->upper_bounds;
+    hists[i].cumulative_counts = hg->cumulative_counts;
+    hists[i].nbounds = hg->n_upper_bounds;
+    hists[i].count = hg->count;
+    hists[i].sum = hg->sum;
+  }
   struct qm_metrics_role role = {.role = st->role[0] ? st->role : h->role,
                                  .id = st->id[0] ? st->id : h->id,
                                  .region = st->region,
                                  .uptime_ms = st->uptime_ms,
                                  .counters = counters,
-                                 .ncounters = st->n_counters};
+                                 .ncounters = st->n_counters,
+                                 .gauges = gauges,
+                                 .ngauges = st->n_gauges,
+                                 .histograms = hists,
+                                 .nhistograms = st->n_histograms};
   struct qm_metrics_auditor aud = {0};
   if (sum) {
     for (size_t i = 0; i < sum->n_by_provider; i++) {
@@ -239,6 +261,8 @@ static int scrape(struct qm_http *h, struct qm_text *t, char *why, size_t cap) {
   if (rc) snprintf(why, cap, "the page is larger than %u bytes", QM_METRICS_TEXT_MAX);
 done:
   free(counters);
+  free(gauges);
+  free(hists);
   free(providers);
   qmesh__v1__summary__free_unpacked(sum, NULL);
   qmesh__v1__role_stats__free_unpacked(st, NULL);

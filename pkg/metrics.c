@@ -1,9 +1,11 @@
 /* metrics.c: the Prometheus text exposition (0.0.4) of a role's Stats and the auditor's
- * Summary: families, HELP/TYPE lines, escaping, unique names. */
+ * Summary: counters, gauges and histograms; families, HELP/TYPE lines, escaping, unique
+ * names. */
 #include "metrics.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,10 +52,35 @@ static const struct {
     {"counters_dropped", "Counters the role could not register (table full)."},
 };
 
-/* The family names already written; the first of two equal names wins. */
+/* What the roles' Stats gauges and histograms mean (pkg/front.c, hub.c, provider.c,
+ * auditor.c). Others are still exported, with a generic HELP line. */
+static const struct {
+  const char *name, *help;
+} known_gauge_help[] = {
+    {"requests_outstanding", "Requests the front accepted that its hub has not answered yet."},
+    {"batch_waiting", "Requests waiting in the front's batch for the next relay to its hub."},
+    {"hub_calls_inflight", "Relay calls from the front to its hub in flight."},
+    {"hub_calls_queued", "Relay calls from the front queued for its hub, not sent yet."},
+    {"provider_calls_inflight", "Evaluate calls from the hub to its providers in flight (all providers)."},
+    {"provider_calls_queued", "Evaluate calls from the hub queued for its providers, not sent yet."},
+    {"votes_waiting", "Signed votes waiting in the provider's batcher for the next report to the auditor."},
+    {"auditor_batches_inflight", "Report batches from the provider to the auditor in flight."},
+    {"requests_pending", "Requests with a first vote and no decision yet (the auditor's queue)."},
+    {"drift_reorder_waiting", "Decisions the auditor holds back to hand them to the drift monitor in order."},
+}, known_hist_help[] = {
+    {"submit_latency_seconds", "Seconds from the front accepting a request to its hub's answer."},
+    {"relay_latency_seconds", "Seconds from the hub's fan-out of a relay call to the last provider's answer."},
+    {"vote_latency_seconds", "Seconds from a signed vote entering the provider's batcher to the auditor's answer."},
+    {"decision_latency_seconds", "Seconds from a request's first vote to its decision at the auditor."},
+};
+
+/* The names already taken (a family's own name and the other sample names it writes); the
+ * first of two equal names wins. */
+#define QM_METRICS_TAKEN_MAX (4 * QM_METRICS_FAMILIES_MAX)
 struct seen {
   char (*names)[QM_METRICS_NAME_MAX];
   size_t n;
+  size_t families;               /* written, qmesh_metrics_skipped included */
   size_t summary_lo, summary_hi; /* names[lo..hi) came from the auditor's Summary */
   uint64_t skipped;
 };
@@ -98,27 +125,78 @@ static void help_text(struct qm_text *t, const char *s) {
 /* family: writes the HELP and TYPE lines of |name|; 0, or 1 when it must be skipped (a
  * duplicate or past the family bound). */
 static int family(struct render *x, const char *name, const char *type, const char *help) {
-  /* The key is the name without a counter's "_total": parsers that follow OpenMetrics file
-   * the counter x_total and the gauge x under the same family x. */
-  size_t n = strlen(name);
-  if (strcmp(type, "counter") == 0 && n > 6 && strcmp(name + n - 6, "_total") == 0) n -= 6;
-  if (x->seen.n == QM_METRICS_FAMILIES_MAX || n >= QM_METRICS_NAME_MAX) {
+  /* The names the family takes. A counter x_total takes x too: parsers that follow
+   * OpenMetrics file the counter x_total and the gauge x under the same family x. A
+   * histogram x takes its sample names x_bucket, x_sum and x_count too. */
+  static const char *const hist_suffixes[] = {"", "_bucket", "_sum", "_count"};
+  char taken[4][QM_METRICS_NAME_MAX];
+  size_t ntaken = 0, n = strlen(name);
+  if (x->seen.families == QM_METRICS_FAMILIES_MAX) {
     x->seen.skipped++;
     return 1;
   }
-  for (size_t i = 0; i < x->seen.n; i++)
-    if (strlen(x->seen.names[i]) == n && memcmp(x->seen.names[i], name, n) == 0) {
-      /* The auditor's Stats count votes_accepted/duplicate/late too: the same numbers as
-       * its Summary's, merged into one family, not a loss. */
-      if (i < x->seen.summary_lo || i >= x->seen.summary_hi) x->seen.skipped++;
+  if (strcmp(type, "histogram") == 0) {
+    for (size_t i = 0; i < 4; i++) {
+      int w = snprintf(taken[ntaken++], QM_METRICS_NAME_MAX, "%s%s", name, hist_suffixes[i]);
+      if (w < 0 || (size_t)w >= QM_METRICS_NAME_MAX) {
+        x->seen.skipped++;
+        return 1;
+      }
+    }
+  } else {
+    if (n >= QM_METRICS_NAME_MAX) {
+      x->seen.skipped++;
       return 1;
     }
-  memcpy(x->seen.names[x->seen.n], name, n);
-  x->seen.names[x->seen.n++][n] = '\0';
+    memcpy(taken[ntaken++], name, n + 1);
+    if (strcmp(type, "counter") == 0 && n > 6 && strcmp(name + n - 6, "_total") == 0) {
+      memcpy(taken[ntaken], name, n - 6);
+      taken[ntaken++][n - 6] = '\0';
+    }
+  }
+  int clash = 0, lost = 0;
+  for (size_t k = 0; k < ntaken; k++)
+    for (size_t i = 0; i < x->seen.n; i++)
+      if (strcmp(x->seen.names[i], taken[k]) == 0) {
+        clash = 1;
+        /* The auditor's Stats count votes_accepted/duplicate/late too: the same numbers as
+         * its Summary's, merged into one family, not a loss. */
+        if (i < x->seen.summary_lo || i >= x->seen.summary_hi) lost = 1;
+      }
+  if (clash) {
+    if (lost) x->seen.skipped++;
+    return 1;
+  }
+  if (x->seen.n + ntaken > QM_METRICS_TAKEN_MAX) { /* cannot happen: at most 4 per family */
+    x->seen.skipped++;
+    return 1;
+  }
+  for (size_t k = 0; k < ntaken; k++) memcpy(x->seen.names[x->seen.n++], taken[k], QM_METRICS_NAME_MAX);
+  x->seen.families++;
   qm_text_printf(x->out, "# HELP %s ", name);
   help_text(x->out, help);
   qm_text_printf(x->out, "\n# TYPE %s %s\n", name, type);
   return 0;
+}
+
+/* number: |v| as the format writes a float: the shortest text that reads back as |v|
+ * ("0.00025", "1", "10", "0.30000000000000004"; an exponent only below 1e-4 or from 1e15 on),
+ * NaN, +Inf or -Inf. */
+static void number(char *buf, size_t cap, double v) {
+  if (isnan(v)) {
+    snprintf(buf, cap, "NaN");
+    return;
+  }
+  if (isinf(v)) {
+    snprintf(buf, cap, v > 0 ? "+Inf" : "-Inf");
+    return;
+  }
+  double a = v < 0 ? -v : v;
+  int plain = a < 1e15 && (a == 0 || a >= 1e-4);
+  for (int prec = 1; prec <= 17; prec++) {
+    snprintf(buf, cap, "%.*g", prec, v);
+    if (strtod(buf, NULL) == v && (!plain || !strchr(buf, 'e'))) return;
+  }
 }
 
 /* sample_start: "name{role="..",id=".."" (the caller adds more labels, then sample_end). */
@@ -210,6 +288,75 @@ static void render_counters(struct render *x) {
   }
 }
 
+static const char *lookup_help(const char *name, int hist, char *buf, size_t cap) {
+  size_t n = hist ? sizeof known_hist_help / sizeof known_hist_help[0]
+                  : sizeof known_gauge_help / sizeof known_gauge_help[0];
+  for (size_t k = 0; k < n; k++) {
+    const char *kn = hist ? known_hist_help[k].name : known_gauge_help[k].name;
+    if (strcmp(kn, name) == 0) return hist ? known_hist_help[k].help : known_gauge_help[k].help;
+  }
+  snprintf(buf, cap, hist ? "The role's Stats histogram %s." : "The role's Stats gauge %s.", name);
+  return buf;
+}
+
+static void render_gauges(struct render *x) {
+  char base[QM_METRICS_NAME_MAX], name[QM_METRICS_NAME_MAX + 16], help[QM_METRICS_NAME_MAX + 64];
+  for (size_t i = 0; i < x->r->ngauges; i++) {
+    const struct qm_metrics_gauge *g = &x->r->gauges[i];
+    if (!g->name || qm_metrics_sanitize(g->name, base, sizeof base)) {
+      x->seen.skipped++;
+      continue;
+    }
+    snprintf(name, sizeof name, "qmesh_%s", base);
+    if (family(x, name, "gauge", lookup_help(g->name, 0, help, sizeof help))) continue;
+    sample_start(x, name);
+    qm_text_printf(x->out, "} %" PRId64 "\n", g->value);
+  }
+}
+
+/* hist_ok: finite, strictly ascending bounds; cumulative counts that never decrease and
+ * never pass the count; a bounded number of buckets. */
+static int hist_ok(const struct qm_metrics_histogram *h) {
+  if (h->nbounds > QM_METRICS_BUCKETS_MAX || (h->nbounds && (!h->upper_bounds || !h->cumulative_counts))) return 0;
+  for (size_t i = 0; i < h->nbounds; i++) {
+    if (!isfinite(h->upper_bounds[i]) || h->cumulative_counts[i] > h->count) return 0;
+    if (i && (!(h->upper_bounds[i] > h->upper_bounds[i - 1]) || h->cumulative_counts[i] < h->cumulative_counts[i - 1]))
+      return 0;
+  }
+  return 1;
+}
+
+static void render_histograms(struct render *x) {
+  char base[QM_METRICS_NAME_MAX], name[QM_METRICS_NAME_MAX + 16], sample[QM_METRICS_NAME_MAX + 32];
+  char help[QM_METRICS_NAME_MAX + 64], num[40];
+  for (size_t i = 0; i < x->r->nhistograms; i++) {
+    const struct qm_metrics_histogram *h = &x->r->histograms[i];
+    if (!h->name || qm_metrics_sanitize(h->name, base, sizeof base) || !hist_ok(h)) {
+      x->seen.skipped++;
+      continue;
+    }
+    snprintf(name, sizeof name, "qmesh_%s", base);
+    if (family(x, name, "histogram", lookup_help(h->name, 1, help, sizeof help))) continue;
+    snprintf(sample, sizeof sample, "%s_bucket", name);
+    for (size_t b = 0; b < h->nbounds; b++) {
+      number(num, sizeof num, h->upper_bounds[b]);
+      sample_start(x, sample);
+      label(x, "le", num);
+      sample_u64(x, h->cumulative_counts[b]);
+    }
+    sample_start(x, sample);
+    label(x, "le", "+Inf");
+    sample_u64(x, h->count);
+    snprintf(sample, sizeof sample, "%s_sum", name);
+    sample_start(x, sample);
+    number(num, sizeof num, h->sum);
+    qm_text_printf(x->out, "} %s\n", num);
+    snprintf(sample, sizeof sample, "%s_count", name);
+    sample_start(x, sample);
+    sample_u64(x, h->count);
+  }
+}
+
 static void render_http(struct render *x, const struct qm_metrics_http *h) {
   const char *name = "qmesh_http_ingress_responses_total";
   if (h->ningress && !family(x, name, "counter", "Responses of the front's plain-HTTP ingress, by status code.")) {
@@ -226,9 +373,10 @@ static void render_http(struct render *x, const struct qm_metrics_http *h) {
 int qm_metrics_render(struct qm_text *out, const struct qm_metrics_role *r,
                       const struct qm_metrics_auditor *a, const struct qm_metrics_http *h) {
   struct render x = {.out = out, .r = r};
-  x.seen.names = malloc(QM_METRICS_FAMILIES_MAX * sizeof *x.seen.names);
+  x.seen.names = malloc(QM_METRICS_TAKEN_MAX * sizeof *x.seen.names);
   if (!x.seen.names) return -ENOMEM;
   memcpy(x.seen.names[x.seen.n++], "qmesh_metrics_skipped", sizeof "qmesh_metrics_skipped"); /* written last */
+  x.seen.families = 1;
   if (!family(&x, "qmesh_info", "gauge", "Always 1; the labels name the role instance.")) {
     sample_start(&x, "qmesh_info");
     if (r->region && r->region[0]) label(&x, "region", r->region);
@@ -243,6 +391,8 @@ int qm_metrics_render(struct qm_text *out, const struct qm_metrics_role *r,
   if (a) render_auditor(&x, a);
   x.seen.summary_hi = x.seen.n;
   render_counters(&x);
+  render_gauges(&x);
+  render_histograms(&x);
   if (h) render_http(&x, h);
   /* Written last and never deduplicated: it counts what was left out above. */
   qm_text_printf(out,

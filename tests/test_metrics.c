@@ -3,6 +3,7 @@
  * servers' answers when the role's gRPC server does not answer. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,13 +28,67 @@ static int name_ok(const char *s, size_t n) {
   return 1;
 }
 
+/* The histogram being read: one series per family (the renderer labels every sample of a
+ * family with the same role and id), its buckets in ascending "le" order, then _sum and
+ * _count. */
+struct hist_read {
+  int active, buckets, inf, sum, count;
+  double last_le, last_v, inf_v, count_v;
+};
+
+/* hist_end: the violations of the histogram just read: no +Inf bucket, no _sum or _count,
+ * +Inf not equal to _count. */
+static int hist_end(struct hist_read *h) {
+  int errors = 0;
+  if (h->active && (!h->inf || h->sum != 1 || h->count != 1 || h->inf_v != h->count_v)) errors++;
+  memset(h, 0, sizeof *h);
+  return errors;
+}
+
+/* hist_sample: one sample |name| (|suffix| after the family's name) of a histogram. */
+static int hist_sample(struct hist_read *h, const char *suffix, const char *le, double v) {
+  if (strcmp(suffix, "_bucket") == 0) {
+    if (!le || h->inf || h->sum || h->count) return 1; /* no le, or a bucket after +Inf/_sum/_count */
+    double b;
+    if (strcmp(le, "+Inf") == 0) {
+      b = INFINITY;
+      h->inf = 1;
+      h->inf_v = v;
+    } else {
+      char *end;
+      b = strtod(le, &end);
+      if (end == le || *end || !isfinite(b)) return 1;
+    }
+    int errors = (h->buckets && !(b > h->last_le)) || (h->buckets && v < h->last_v) || v < 0;
+    h->buckets++;
+    h->last_le = b;
+    h->last_v = v;
+    return errors;
+  }
+  if (le) return 1;
+  if (strcmp(suffix, "_sum") == 0) {
+    h->sum++;
+    return 0;
+  }
+  if (strcmp(suffix, "_count") == 0) {
+    h->count++;
+    h->count_v = v;
+    return v < 0;
+  }
+  return 1; /* the family's bare name, or another suffix */
+}
+
 /* format_errors: the number of violations in |text|: lines that are neither HELP, TYPE nor a
  * sample; a family declared twice; a sample before its TYPE or outside its family's block;
- * bad names, label syntax or escapes; a value that is not a number; no final newline. */
+ * bad names, label syntax or escapes; a value that is not a number; no final newline; a
+ * histogram whose buckets are not in ascending "le" order, decrease, lack le="+Inf", or
+ * whose +Inf bucket differs from its _count (or no _sum/_count). */
 static int format_errors(const char *text) {
   char families[256][160];
   size_t nf = 0;
   char current[160] = "";
+  int histogram = 0;
+  struct hist_read hr = {0};
   int errors = 0;
   size_t len = strlen(text);
   if (len == 0 || text[len - 1] != '\n') errors++;
@@ -59,6 +114,9 @@ static int format_errors(const char *text) {
         if (strcmp(type, "counter") && strcmp(type, "gauge") && strcmp(type, "histogram") &&
             strcmp(type, "summary") && strcmp(type, "untyped"))
           errors++;
+        errors += hist_end(&hr);
+        histogram = strcmp(type, "histogram") == 0;
+        hr.active = histogram;
         snprintf(current, sizeof current, "%.*s", (int)(sp - nm), nm);
         for (size_t i = 0; i < nf; i++)
           if (strcmp(families[i], current) == 0) errors++;
@@ -77,11 +135,15 @@ static int format_errors(const char *text) {
     {
       const char *p = buf;
       while (*p && *p != '{' && *p != ' ') p++;
-      if (!name_ok(buf, (size_t)(p - buf)) || strlen(current) != (size_t)(p - buf) ||
-          strncmp(buf, current, (size_t)(p - buf)) != 0) {
+      size_t nlen = (size_t)(p - buf), clen = strlen(current);
+      /* A histogram's samples are its name with _bucket, _sum or _count; others', its name. */
+      if (!name_ok(buf, nlen) || nlen < clen || strncmp(buf, current, clen) != 0 || (!histogram && nlen != clen)) {
         errors++;
         goto next;
       }
+      char suffix[16], le[64];
+      int has_le = 0;
+      snprintf(suffix, sizeof suffix, "%.*s", (int)(nlen - clen), buf + clen);
       if (*p == '{') {
         p++;
         while (*p != '}') {
@@ -91,7 +153,9 @@ static int format_errors(const char *text) {
             errors++;
             goto next;
           }
+          int is_le = p - k == 2 && strncmp(k, "le", 2) == 0;
           p += 2;
+          const char *v = p;
           while (*p && *p != '"') {
             if (*p == '\\') {
               if (p[1] != '\\' && p[1] != '"' && p[1] != 'n') errors++;
@@ -102,6 +166,10 @@ static int format_errors(const char *text) {
           if (*p != '"') {
             errors++;
             goto next;
+          }
+          if (is_le) {
+            if (has_le++) errors++;
+            snprintf(le, sizeof le, "%.*s", (int)(p - v), v);
           }
           p++;
           if (*p == ',') p++;
@@ -117,13 +185,14 @@ static int format_errors(const char *text) {
         goto next;
       }
       char *vend;
-      strtod(p + 1, &vend);
+      double value = strtod(p + 1, &vend);
       if (vend == p + 1 || *vend) errors++;
+      else if (histogram) errors += hist_sample(&hr, suffix, has_le ? le : NULL, value);
     }
   next:
     line = *end ? end + 1 : end;
   }
-  return errors;
+  return errors + hist_end(&hr);
 }
 
 static int count_lines_starting(const char *text, const char *prefix) {
@@ -178,11 +247,133 @@ static void test_front_exact(void) {
   qm_text_free(&t);
 }
 
+static void test_gauge_histogram_exact(void) {
+  struct qm_metrics_counter c[] = {{"evaluated", 5}};
+  struct qm_metrics_gauge g[] = {{"votes_waiting", 2}};
+  const double bounds[] = {0.001, 0.25, 1.0, 10.0};
+  const uint64_t cum[] = {1, 3, 4, 4};
+  struct qm_metrics_histogram hg[] = {{"vote_latency_seconds", bounds, cum, 4, 5, 2.5}};
+  struct qm_metrics_role r = {.role = "provider", .id = "PROVIDER_A", .uptime_ms = 5, .counters = c, .ncounters = 1,
+                              .gauges = g, .ngauges = 1, .histograms = hg, .nhistograms = 1};
+  struct qm_text t;
+  qm_text_init(&t, QM_METRICS_TEXT_MAX);
+  CHECK(qm_metrics_render(&t, &r, NULL, NULL) == 0);
+  const char *want =
+      "# HELP qmesh_info Always 1; the labels name the role instance.\n"
+      "# TYPE qmesh_info gauge\n"
+      "qmesh_info{role=\"provider\",id=\"PROVIDER_A\"} 1\n"
+      "# HELP qmesh_uptime_seconds Seconds since the role's server started.\n"
+      "# TYPE qmesh_uptime_seconds gauge\n"
+      "qmesh_uptime_seconds{role=\"provider\",id=\"PROVIDER_A\"} 0.005\n"
+      "# HELP qmesh_evaluated_total Artifacts the provider evaluated.\n"
+      "# TYPE qmesh_evaluated_total counter\n"
+      "qmesh_evaluated_total{role=\"provider\",id=\"PROVIDER_A\"} 5\n"
+      "# HELP qmesh_votes_waiting Signed votes waiting in the provider's batcher for the next report to the "
+      "auditor.\n"
+      "# TYPE qmesh_votes_waiting gauge\n"
+      "qmesh_votes_waiting{role=\"provider\",id=\"PROVIDER_A\"} 2\n"
+      "# HELP qmesh_vote_latency_seconds Seconds from a signed vote entering the provider's batcher to the "
+      "auditor's answer.\n"
+      "# TYPE qmesh_vote_latency_seconds histogram\n"
+      "qmesh_vote_latency_seconds_bucket{role=\"provider\",id=\"PROVIDER_A\",le=\"0.001\"} 1\n"
+      "qmesh_vote_latency_seconds_bucket{role=\"provider\",id=\"PROVIDER_A\",le=\"0.25\"} 3\n"
+      "qmesh_vote_latency_seconds_bucket{role=\"provider\",id=\"PROVIDER_A\",le=\"1\"} 4\n"
+      "qmesh_vote_latency_seconds_bucket{role=\"provider\",id=\"PROVIDER_A\",le=\"10\"} 4\n"
+      "qmesh_vote_latency_seconds_bucket{role=\"provider\",id=\"PROVIDER_A\",le=\"+Inf\"} 5\n"
+      "qmesh_vote_latency_seconds_sum{role=\"provider\",id=\"PROVIDER_A\"} 2.5\n"
+      "qmesh_vote_latency_seconds_count{role=\"provider\",id=\"PROVIDER_A\"} 5\n"
+      "# HELP qmesh_metrics_skipped Metric families left out of this page (duplicate or invalid name).\n"
+      "# TYPE qmesh_metrics_skipped gauge\n"
+      "qmesh_metrics_skipped{role=\"provider\",id=\"PROVIDER_A\"} 0\n";
+  CHECK(t.buf && strcmp(t.buf, want) == 0);
+  if (t.buf && strcmp(t.buf, want) != 0) fprintf(stderr, "got:\n%s", t.buf);
+  CHECK_EQ_U(format_errors(t.buf), 0);
+  qm_text_free(&t);
+}
+
+/* Gauges and histograms: sanitized names, clashes with counters and with each other's
+ * sample names, malformed histograms, the name bound; every loss counted. */
+static void test_gauge_histogram_rules(void) {
+  static char long_name[151];
+  memset(long_name, 'x', 150);
+  struct qm_metrics_counter c[] = {{"lat_count", 1}, {"q", 2}};
+  struct qm_metrics_gauge g[] = {{"q_total", 3},   /* the counter q's sample name: skipped */
+                                 {"a.b", -4},      /* qmesh_a_b, negative is fine for a gauge */
+                                 {"dup", 1},       /* a histogram "dup" below is skipped */
+                                 {long_name, 6}};  /* qmesh_ + 150 characters: fits */
+  const double b2[] = {0.5, 2}, desc[] = {2, 1}, nan_b[] = {NAN, 1}, wide[] = {1e-5, 100, 1e15};
+  const uint64_t zero[] = {0, 0}, down[] = {2, 1}, over[] = {1, 9}, zero3[] = {0, 0, 0};
+  struct qm_metrics_histogram hg[] = {
+      {"lat", b2, zero, 2, 0, 0},              /* qmesh_lat_count is the counter lat_count's: skipped */
+      {"ok-h", b2, zero, 2, 0, 0},             /* rendered as qmesh_ok_h */
+      {"bad_desc", desc, zero, 2, 0, 0},       /* bounds not ascending */
+      {"bad_counts", b2, down, 2, 2, 0},       /* counts decrease */
+      {"bad_over", b2, over, 2, 3, 0},         /* a bucket above the count */
+      {"bad_nan", nan_b, zero, 2, 0, 0},       /* a bound that is not finite */
+      {"q", b2, zero, 2, 0, 0},                /* the counter q's family */
+      {"dup", b2, zero, 2, 0, 0},              /* the gauge dup's */
+      {NULL, b2, zero, 2, 0, 0},               /* no name */
+      {long_name, b2, zero, 2, 0, 0},          /* qmesh_<150>_bucket is past the bound */
+      {"empty", NULL, NULL, 0, 3, 0.1 + 0.2},  /* only +Inf */
+      {"wide", wide, zero3, 3, 0, 0}};
+  struct qm_metrics_role r = {.role = "hub", .id = "HUB_A", .counters = c, .ncounters = 2, .gauges = g,
+                              .ngauges = 4, .histograms = hg, .nhistograms = sizeof hg / sizeof hg[0]};
+  struct qm_text t;
+  qm_text_init(&t, QM_METRICS_TEXT_MAX);
+  CHECK(qm_metrics_render(&t, &r, NULL, NULL) == 0);
+  CHECK_EQ_U(format_errors(t.buf), 0);
+  CHECK(strstr(t.buf, "\nqmesh_q_total{role=\"hub\",id=\"HUB_A\"} 2\n") != NULL);
+  CHECK_EQ_U(count_lines_starting(t.buf, "qmesh_q_total{"), 1); /* the gauge q_total is not there */
+  CHECK_EQ_U(count_lines_starting(t.buf, "# TYPE qmesh_q_total "), 1);
+  CHECK(strstr(t.buf, "# TYPE qmesh_a_b gauge\nqmesh_a_b{role=\"hub\",id=\"HUB_A\"} -4\n") != NULL);
+  CHECK(strstr(t.buf, "# TYPE qmesh_dup gauge\nqmesh_dup{role=\"hub\",id=\"HUB_A\"} 1\n") != NULL);
+  CHECK(strstr(t.buf, "xxxxx{role=\"hub\",id=\"HUB_A\"} 6\n") != NULL);
+  CHECK(strstr(t.buf, "qmesh_lat_bucket") == NULL && strstr(t.buf, "qmesh_q_bucket") == NULL);
+  CHECK(strstr(t.buf, "qmesh_dup_bucket") == NULL && strstr(t.buf, "qmesh_bad") == NULL);
+  CHECK(strstr(t.buf, "# TYPE qmesh_ok_h histogram\n"
+                      "qmesh_ok_h_bucket{role=\"hub\",id=\"HUB_A\",le=\"0.5\"} 0\n"
+                      "qmesh_ok_h_bucket{role=\"hub\",id=\"HUB_A\",le=\"2\"} 0\n"
+                      "qmesh_ok_h_bucket{role=\"hub\",id=\"HUB_A\",le=\"+Inf\"} 0\n"
+                      "qmesh_ok_h_sum{role=\"hub\",id=\"HUB_A\"} 0\n"
+                      "qmesh_ok_h_count{role=\"hub\",id=\"HUB_A\"} 0\n") != NULL);
+  CHECK(strstr(t.buf, "# TYPE qmesh_empty histogram\n"
+                      "qmesh_empty_bucket{role=\"hub\",id=\"HUB_A\",le=\"+Inf\"} 3\n"
+                      "qmesh_empty_sum{role=\"hub\",id=\"HUB_A\"} 0.30000000000000004\n"
+                      "qmesh_empty_count{role=\"hub\",id=\"HUB_A\"} 3\n") != NULL);
+  CHECK(strstr(t.buf, "qmesh_wide_bucket{role=\"hub\",id=\"HUB_A\",le=\"1e-05\"} 0\n"
+                      "qmesh_wide_bucket{role=\"hub\",id=\"HUB_A\",le=\"100\"} 0\n"
+                      "qmesh_wide_bucket{role=\"hub\",id=\"HUB_A\",le=\"1e+15\"} 0\n") != NULL);
+  /* q_total, lat, bad_desc, bad_counts, bad_over, bad_nan, q, dup, no name, the long one */
+  CHECK(strstr(t.buf, "\nqmesh_metrics_skipped{role=\"hub\",id=\"HUB_A\"} 10\n") != NULL);
+  CHECK_EQ_U(count_lines_starting(t.buf, "# HELP "), count_lines_starting(t.buf, "# TYPE "));
+  qm_text_free(&t);
+  /* The checker holds histograms to the format. */
+  const char *h_ok = "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 0.5\nh_count 2\n";
+  CHECK(format_errors(h_ok) == 0);
+  CHECK(format_errors("# TYPE h histogram\nh_bucket{le=\"1\"} 3\nh_bucket{le=\"+Inf\"} 2\nh_sum 0\nh_count 2\n") >
+        0); /* decreasing */
+  CHECK(format_errors("# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 0\nh_count 3\n") >
+        0); /* +Inf != _count */
+  CHECK(format_errors("# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 0\nh_count 1\n") > 0); /* no +Inf */
+  CHECK(format_errors("# TYPE h histogram\nh_bucket{le=\"2\"} 1\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 1\n"
+                      "h_sum 0\nh_count 1\n") > 0); /* le not ascending */
+  CHECK(format_errors("# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 0\n") > 0);           /* no _count */
+  CHECK(format_errors("# TYPE h histogram\nh_bucket 1\nh_bucket{le=\"+Inf\"} 1\nh_sum 0\nh_count 1\n") > 0);
+  CHECK(format_errors("# TYPE h histogram\nh 1\n") > 0);
+  CHECK(format_errors("# TYPE c counter\nc_bucket{le=\"1\"} 1\n") > 0);
+}
+
 static void test_auditor(void) {
   /* The auditor's Stats carry votes_accepted/duplicate/late too: the Summary's win. */
   struct qm_metrics_counter c[] = {{"votes_accepted", 1}, {"votes_duplicate", 2}, {"votes_late", 3},
                                    {"rejected_bad_signature", 4}, {"rpc_calls", 5}};
-  struct qm_metrics_role r = {.role = "auditor", .id = "AUDITOR", .uptime_ms = 5, .counters = c, .ncounters = 5};
+  /* A Stats gauge "pending" is the Summary's gauge: merged, not a loss. */
+  struct qm_metrics_gauge g[] = {{"pending", 7}, {"requests_pending", 2}};
+  const double bounds[] = {0.01, 0.1};
+  const uint64_t cum[] = {60, 99};
+  struct qm_metrics_histogram hg[] = {{"decision_latency_seconds", bounds, cum, 2, 100, 3.25}};
+  struct qm_metrics_role r = {.role = "auditor", .id = "AUDITOR", .uptime_ms = 5, .counters = c, .ncounters = 5,
+                              .gauges = g, .ngauges = 2, .histograms = hg, .nhistograms = 1};
   struct qm_metrics_provider p[] = {{"PROVIDER_C", 100, 27, 55}, {"PROVIDER_A", 100, 25, 55}};
   struct qm_metrics_auditor a = {.decided = 100, .quorum_successes = 56, .quorum_failures = 44, .pending = 2,
                                  .votes_accepted = 300, .votes_duplicate = 9, .votes_late = 8, .votes_rejected = 4,
@@ -205,6 +396,11 @@ static void test_auditor(void) {
         NULL);
   CHECK(strstr(t.buf, "qmesh_provider_votes_total{role=\"auditor\",id=\"AUDITOR\",provider=\"PROVIDER_A\"} 100\n"));
   CHECK_EQ_U(count_lines_starting(t.buf, "# TYPE qmesh_votes_accepted_total "), 1);
+  CHECK_EQ_U(count_lines_starting(t.buf, "qmesh_pending{"), 1);
+  CHECK(strstr(t.buf, "\nqmesh_requests_pending{role=\"auditor\",id=\"AUDITOR\"} 2\n") != NULL);
+  CHECK(strstr(t.buf, "\nqmesh_decision_latency_seconds_bucket{role=\"auditor\",id=\"AUDITOR\",le=\"+Inf\"} 100\n"
+                      "qmesh_decision_latency_seconds_sum{role=\"auditor\",id=\"AUDITOR\"} 3.25\n"
+                      "qmesh_decision_latency_seconds_count{role=\"auditor\",id=\"AUDITOR\"} 100\n") != NULL);
   CHECK(strstr(t.buf, "\nqmesh_metrics_skipped{role=\"auditor\",id=\"AUDITOR\"} 0\n") != NULL); /* merged */
   CHECK_EQ_U(count_lines_starting(t.buf, "# HELP "), count_lines_starting(t.buf, "# TYPE "));
   qm_text_free(&t);
@@ -414,6 +610,8 @@ static void test_servers(void) {
 
 int main(void) {
   test_front_exact();
+  test_gauge_histogram_exact();
+  test_gauge_histogram_rules();
   test_auditor();
   test_names_and_escapes();
   test_bound();

@@ -5,9 +5,10 @@
 2 after a requester batch, GET /metrics on every role parses as the Prometheus text format
   (a strict reader written here, and prometheus_client's own parser), every family has HELP
   and TYPE, and every number equals the role's own Stats, the auditor's Summary and
-  `qmesh summary --json`;
+  `qmesh summary --json`; every role shows its gauges and its latency histogram, whose
+  _count is the number of requests it handled (front: forwarded + hub_failed; provider:
+  reported + rejected + failed votes; auditor: decided);
 3 the roles stop cleanly (exit 0) with their HTTP servers running."""
-import argparse
 import hashlib
 import json
 import math
@@ -23,9 +24,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(__file__))
 import meshlib  # noqa: E402
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--bin", required=True)
-BIN = ap.parse_args().bin
+BIN = meshlib.parse_bin()
 R = meshlib.Results()
 pb = meshlib.pb()
 try:
@@ -102,14 +101,41 @@ def _labels(s, where):
     return labels
 
 
+def _check_histograms(families, buckets, sums, counts):
+    """Every histogram series: buckets in ascending le order ending with +Inf, their counts
+    cumulative (never decreasing), +Inf equal to _count, and a _sum."""
+    for (fam, series), bs in buckets.items():
+        where = "histogram %s%s" % (fam, dict(series))
+        les = [le for le, _ in bs]
+        if not les or les[-1] != math.inf:
+            raise FormatError("%s: no le=\"+Inf\" bucket last" % where)
+        if any(b <= a for a, b in zip(les, les[1:])):
+            raise FormatError("%s: le not ascending %r" % (where, les))
+        vals = [v for _, v in bs]
+        if any(b < a for a, b in zip(vals, vals[1:])) or vals[0] < 0:
+            raise FormatError("%s: bucket counts decrease %r" % (where, vals))
+        if (fam, series) not in counts or counts[(fam, series)] != vals[-1]:
+            raise FormatError("%s: +Inf %r != _count %r" % (where, vals[-1], counts.get((fam, series))))
+        if (fam, series) not in sums:
+            raise FormatError("%s: no _sum" % where)
+    for key in set(counts) | set(sums):
+        if key not in buckets:
+            raise FormatError("histogram %s: _sum/_count without buckets" % key[0])
+    for name, fam in families.items():
+        if fam.get("type") == "histogram" and not any(k[0] == name for k in buckets):
+            raise FormatError("histogram %s: no samples" % name)
+
+
 def parse_strict(text):
     """The page as {"families": {name: {"type", "help"}}, "samples": {(name, labels): value}}.
     Strict: a final newline, no blank or stray comment lines, at most one HELP and one TYPE
     per family before its samples, every sample under a TYPE of its family, the samples of
-    a family together, no sample twice, counters finite and not negative."""
+    a family together, no sample twice, counters finite and not negative, histograms
+    well-formed (see _check_histograms)."""
     if not text.endswith("\n"):
         raise FormatError("no final newline")
     families, samples, closed = {}, {}, set()
+    hbuckets, hsums, hcounts = {}, {}, {}
     current = None
     for n, line in enumerate(text[:-1].split("\n"), 1):
         where = "line %d" % n
@@ -159,6 +185,17 @@ def parse_strict(text):
             raise FormatError("%s: sample %r twice" % (where, key))
         samples[key] = value
         fam["samples"] = fam.get("samples", 0) + 1
+        if fam["type"] == "histogram":
+            series = tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
+            if name == current + "_bucket":
+                if "le" not in labels:
+                    raise FormatError("%s: bucket without le" % where)
+                hbuckets.setdefault((current, series), []).append((_value(labels["le"], where), value))
+            elif "le" in labels:
+                raise FormatError("%s: le on %s" % (where, name))
+            else:
+                (hsums if name == current + "_sum" else hcounts)[(current, series)] = value
+    _check_histograms(families, hbuckets, hsums, hcounts)
     return {"families": families, "samples": samples}
 
 
@@ -183,6 +220,17 @@ for bad, what in [(GOOD[:-1], "no final newline"),
                   (GOOD.replace("} 1", "} -1"), "a negative counter"),
                   (GOOD + "\n", "a blank line")]:
     R.check(not strict_ok(bad), "the strict reader refuses " + what)
+HIST = ('# HELP h x\n# TYPE h histogram\nh_bucket{le="0.5"} 1\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 3\n'
+        'h_sum 1.5\nh_count 3\n')
+R.check(strict_ok(HIST), "the strict reader takes a histogram")
+for bad, what in [(HIST.replace('"1"} 2', '"1"} 0'), "decreasing buckets"),
+                  (HIST.replace("h_count 3", "h_count 4"), "+Inf != _count"),
+                  (HIST.replace('h_bucket{le="+Inf"} 3\n', ""), "no +Inf bucket"),
+                  (HIST.replace('le="1"', 'le="0.25"'), "le not ascending"),
+                  (HIST.replace("h_sum 1.5\n", ""), "no _sum"),
+                  (HIST + "h 1\n", "a bare histogram sample"),
+                  (GOOD.replace("a_total{", "a_total_bucket{"), "a bucket in a counter family")]:
+    R.check(not strict_ok(bad), "the strict reader refuses a histogram with " + what)
 
 
 # ---- helpers ----
@@ -233,7 +281,7 @@ text, ports = meshlib.topology_yaml(extra="keys_dir: %s\n" % keys)
 topo = meshlib.write_topology(text)
 ROLES = [("AUDITOR", "auditor"), ("PROVIDER_A", "provider"), ("PROVIDER_B", "provider"), ("PROVIDER_C", "provider"),
          ("HUB_A", "hub"), ("HUB_B", "hub"), ("NUVL_A", "front"), ("NUVL_B", "front")]
-SERVICE = {"auditor": "Auditor", "provider": "Provider", "hub": "Hub", "front": "Front"}
+SERVICE = meshlib.SERVICE
 extra = meshlib.free_ports(len(ROLES) + 2)
 while set(extra) & set(ports.values()):
     extra = meshlib.free_ports(len(ROLES) + 2)
@@ -243,8 +291,7 @@ env = meshlib.clean_env(RANDOM_SEED=7, BYZANTINE_PROVIDER="PROVIDER_C", TOTAL_RE
 logs = tempfile.mkdtemp(prefix="qmesh-http-logs-")
 procs = {}
 for rid, role in ROLES:
-    args = [os.path.join(BIN, "qmesh-" + role), "--topology", topo, "--id", rid, "--drain-ms", "0",
-            "--metrics-addr", "127.0.0.1:%d" % metrics_port[rid]]
+    args = meshlib.role_args(BIN, topo, rid, extra=["--metrics-addr", "127.0.0.1:%d" % metrics_port[rid]])
     if role == "front":
         args += ["--ingress-addr", "127.0.0.1:%d" % ingress_port[rid]]
     procs[rid] = meshlib.spawn(args, env=env, stderr=open(os.path.join(logs, rid + ".log"), "w"))
@@ -412,6 +459,55 @@ for p in s.by_provider:
     R.eq(metric("AUDITOR", "qmesh_provider_initiations_total", provider=p.id), float(p.initiations),
          "%s audited initiations" % p.id)
 
+# gauges and histograms: every one in Stats is on the page, with its type; each histogram's
+# _count is the number of requests the role handled, where a counter says it
+GAUGES = {"front": {"requests_outstanding", "batch_waiting", "hub_calls_inflight", "hub_calls_queued"},
+          "hub": {"provider_calls_inflight", "provider_calls_queued"},
+          "provider": {"votes_waiting", "auditor_batches_inflight"},
+          "auditor": {"requests_pending", "drift_reorder_waiting"}}
+HISTOGRAMS = {"front": "submit_latency_seconds", "hub": "relay_latency_seconds", "provider": "vote_latency_seconds",
+              "auditor": "decision_latency_seconds"}
+hist_count = {}
+for rid, role in ROLES:
+    st, fams = after[rid], parsed[rid]["families"]
+    R.check(GAUGES[role] <= {g.name for g in st.gauges}, "%s Stats has the gauges %s" % (rid, sorted(GAUGES[role])))
+    for g in st.gauges:
+        name = "qmesh_" + re.sub(r"[^A-Za-z0-9_]", "_", g.name)
+        R.eq(fams.get(name, {}).get("type"), "gauge", "%s %s is a gauge" % (rid, name))
+        v = metric(rid, name)
+        R.check(v is not None and v == int(v), "%s %s = %r, a whole number" % (rid, name, v))
+    R.check(HISTOGRAMS[role] in {h.name for h in st.histograms}, "%s Stats has %s" % (rid, HISTOGRAMS[role]))
+    for h in st.histograms:
+        name = "qmesh_" + re.sub(r"[^A-Za-z0-9_]", "_", h.name)
+        R.eq(fams.get(name, {}).get("type"), "histogram", "%s %s is a histogram" % (rid, name))
+        les = sorted(float(dict(k[1])["le"]) for k in parsed[rid]["samples"] if k[0] == name + "_bucket")
+        R.eq(les, sorted(list(h.upper_bounds) + [math.inf]), "%s %s: a bucket per Stats bound and +Inf" % (rid, name))
+        count, total = metric(rid, name + "_count"), metric(rid, name + "_sum")
+        R.eq(metric(rid, name + "_bucket", le="+Inf"), count, "%s %s: +Inf bucket = _count" % (rid, name))
+        # quiescent: the Stats read after the scrape has the same count
+        R.eq(count, float(h.count), "%s %s_count = its Stats" % (rid, name))
+        R.check(total is not None and 0 <= total and math.isclose(total, h.sum, rel_tol=1e-12, abs_tol=1e-12),
+                "%s %s_sum %r = its Stats %r" % (rid, name, total, h.sum))
+        if h.name == HISTOGRAMS[role]:
+            hist_count[rid] = count
+for f in ("NUVL_A", "NUVL_B"):
+    handled = metric(f, "qmesh_submit_forwarded_total") + metric(f, "qmesh_hub_failed_total")
+    R.eq(hist_count.get(f), handled, "%s submit_latency_seconds_count = forwarded + hub_failed" % f)
+R.eq(sum(hist_count.get(f, 0) for f in ("NUVL_A", "NUVL_B")), float(TOTAL + INGRESS_OK),
+     "the fronts' submit latencies count every request")
+for hub in ("HUB_A", "HUB_B"):  # one observation per relay call (a batch of artifacts, or one)
+    received = metric(hub, "qmesh_artifacts_received_total")
+    R.check(hist_count.get(hub) is not None and 0 < hist_count[hub] <= received,
+            "%s relay_latency_seconds_count %r in 1..%r (relay calls)" % (hub, hist_count.get(hub), received))
+for p in ("PROVIDER_A", "PROVIDER_B", "PROVIDER_C"):
+    votes = sum(metric(p, "qmesh_%s_total" % n) for n in ("reported", "report_rejected", "report_failed"))
+    R.eq(hist_count.get(p), votes, "%s vote_latency_seconds_count = reported + rejected + failed" % p)
+    R.check(votes >= TOTAL, "%s voted on every request (%r)" % (p, votes))
+R.eq(hist_count.get("AUDITOR"), float(s.decided), "auditor decision_latency_seconds_count = Summary.decided")
+R.eq(hist_count.get("AUDITOR"), metric("AUDITOR", "qmesh_decided_total"), "auditor: = qmesh_decided_total")
+R.eq(metric("AUDITOR", "qmesh_requests_pending"), float(s.pending), "auditor qmesh_requests_pending = Summary.pending")
+print("sample /metrics (NUVL_A):\n" + pages["NUVL_A"], flush=True)
+
 # `qmesh summary --json`: the demo's summary numbers, from the running mesh
 qs = subprocess.run([os.path.join(BIN, "qmesh"), "summary", "--topology", topo, "--json"], env=env,
                     capture_output=True, text=True, timeout=60)
@@ -465,12 +561,10 @@ textra = meshlib.free_ports(3)
 while set(textra) & set(tports.values()):
     textra = meshlib.free_ports(3)
 tprocs = {}
-for rid, role in [("AUDITOR", "auditor"), ("PROVIDER_A", "provider"), ("PROVIDER_B", "provider"),
-                  ("PROVIDER_C", "provider"), ("HUB_A", "hub"), ("NUVL_A", "front")]:
+for rid in ["AUDITOR", "PROVIDER_A", "PROVIDER_B", "PROVIDER_C", "HUB_A", "NUVL_A"]:
     http = {"AUDITOR": ["--metrics-addr", "127.0.0.1:%d" % textra[0]],
             "NUVL_A": ["--metrics-addr", "127.0.0.1:%d" % textra[1], "--ingress-addr", "127.0.0.1:%d" % textra[2]]}
-    args = [os.path.join(BIN, "qmesh-" + role), "--topology", ttopo, "--id", rid, "--drain-ms", "0"] + \
-        http.get(rid, ["--metrics-addr", "off"])
+    args = meshlib.role_args(BIN, ttopo, rid, extra=http.get(rid, ["--metrics-addr", "off"]))
     tprocs[rid] = meshlib.spawn(args, env=meshlib.clean_env(), stderr=open(os.path.join(logs, "tls-" + rid + ".log"), "w"))
 R.check(wait_http("http://127.0.0.1:%d/metrics" % textra[0]), "TLS: the auditor serves /metrics")
 R.check(wait_http("http://127.0.0.1:%d/metrics" % textra[1]), "TLS: the front serves /metrics")
