@@ -12,7 +12,6 @@ retained, older decisions forgotten), so its RSS should level off after ~1.3x10^
     /usr/bin/python3 bench/rss_bench.py --bin build/bin --total 1000000 --time-limit 7200
 
 Stops early (and reports the rate reached) after --time-limit seconds."""
-import argparse
 import json
 import os
 import shutil
@@ -26,10 +25,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
 import meshlib  # noqa: E402
-import grpc  # noqa: E402
 
-ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-ap.add_argument("--bin", default=os.path.join(HERE, "..", "build", "bin"))
+ap = meshlib.arg_parser(default_bin=os.path.join(HERE, "..", "build", "bin"), description=__doc__.splitlines()[0])
 ap.add_argument("--total", type=int, default=100000, help="requests to send (10^5 now; up to 10^6)")
 ap.add_argument("--concurrency", type=int, default=64)
 ap.add_argument("--time-limit", type=float, default=600, help="seconds; 0 = none")
@@ -38,39 +35,6 @@ ap.add_argument("--json", help="also write the results to this file")
 A = ap.parse_args()
 BIN = os.path.abspath(A.bin)
 pb = meshlib.pb()
-PROVIDERS = ["PROVIDER_A", "PROVIDER_B", "PROVIDER_C"]
-
-
-# Each call on its own channel and subchannel: libgrpc shares subchannels between channels of
-# a process, and one that dialled a role before it listened sits in reconnect backoff
-# (1 s, 1.6 s, 2.6 s...), which would time the test, not the mesh.
-CHANNEL_OPTS = [("grpc.use_local_subchannel_pool", 1)]
-
-
-def unary(target, method, request, reply_cls, timeout=10):
-    with grpc.insecure_channel(target, options=CHANNEL_OPTS) as ch:
-        fn = ch.unary_unary(method, request_serializer=lambda m: m.SerializeToString(),
-                            response_deserializer=reply_cls.FromString)
-        return fn(request, timeout=timeout)
-
-
-def wait_serving(target, timeout=20):
-    """Health/Check until SERVING, a fresh channel per attempt (see CHANNEL_OPTS)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with grpc.insecure_channel(target, options=CHANNEL_OPTS) as ch:
-            try:
-                if ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=1) == b"\x08\x01":
-                    return
-            except grpc.RpcError:
-                pass
-        time.sleep(0.01)
-    raise AssertionError("%s never reported SERVING" % target)
-
-
-def role_of(rid):
-    return ("front" if rid.startswith("NUVL_") else "hub" if rid.startswith("HUB_")
-            else "provider" if rid.startswith("PROVIDER_") else "auditor")
 
 
 def rss_kib(pid):
@@ -85,7 +49,7 @@ def rss_kib(pid):
 
 
 def summary(addr):
-    return unary(addr, "/qmesh.v1.Auditor/Summary", pb.SummaryRequest(), pb.Summary, timeout=10)
+    return meshlib.unary(addr, "/qmesh.v1.Auditor/Summary", pb.SummaryRequest(), pb.Summary, timeout=10)
 
 
 work = tempfile.mkdtemp(prefix="qmesh-rss-")
@@ -96,14 +60,8 @@ topo = meshlib.write_topology(text)
 env = meshlib.clean_env(RANDOM_SEED=7, TOTAL_REQUESTS=A.total, BYZANTINE_PROVIDER="PROVIDER_C",
                         BYZANTINE_AT=A.total * 3 // 4)
 audit_log = os.path.join(work, "audit.log")
-procs = {}
-for rid in ["AUDITOR"] + PROVIDERS + ["HUB_A", "HUB_B", "NUVL_A", "NUVL_B"]:
-    args = [os.path.join(BIN, "qmesh-" + role_of(rid)), "--topology", topo, "--id", rid, "--drain-ms", "0"]
-    if rid == "AUDITOR" and not A.no_log:
-        args += ["--audit-log", audit_log]
-    procs[rid] = meshlib.spawn(args, env=env, stderr=subprocess.DEVNULL)
-for rid in procs:
-    wait_serving("127.0.0.1:%d" % ports[rid])
+procs = meshlib.start_mesh(BIN, topo, ports, env, audit_log=None if A.no_log else audit_log,
+                           stderr=subprocess.DEVNULL)
 AUD = "127.0.0.1:%d" % ports["AUDITOR"]
 apid = procs["AUDITOR"].pid
 

@@ -1,5 +1,7 @@
 """meshlib: what the end-to-end tests share: free ports, topology files, the real binaries,
-the project's protos compiled with grpc_tools (python3-grpc-tools), and clean teardown."""
+the project's protos compiled with grpc_tools (python3-grpc-tools), the roles started as their
+own processes, gRPC calls on channels of their own, and clean teardown."""
+import argparse
 import atexit
 import importlib
 import os
@@ -14,6 +16,30 @@ import grpc
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 _procs = []
+# Every role of topology_yaml()'s default topology, in the order they are started.
+PROVIDERS = ["PROVIDER_A", "PROVIDER_B", "PROVIDER_C"]
+MESH = ["AUDITOR"] + PROVIDERS + ["HUB_A", "HUB_B", "NUVL_A", "NUVL_B"]
+SERVICE = {"front": "Front", "hub": "Hub", "provider": "Provider", "auditor": "Auditor"}
+# Each call on its own channel and subchannel: libgrpc shares subchannels between channels of
+# a process, and one that dialled a role before it listened (or after it died) sits in
+# reconnect backoff (1 s, 1.6 s, 2.6 s...), which would time the tests, not the mesh.
+CHANNEL_OPTS = [("grpc.use_local_subchannel_pool", 1)]
+
+
+def arg_parser(default_bin=None, **kw):
+    """An ArgumentParser with --bin, the directory of the built binaries (required unless
+    |default_bin|); a caller adds its own arguments."""
+    ap = argparse.ArgumentParser(**kw)
+    if default_bin is None:
+        ap.add_argument("--bin", required=True, help="directory of the built binaries")
+    else:
+        ap.add_argument("--bin", default=default_bin, help="directory of the built binaries")
+    return ap
+
+
+def parse_bin():
+    """The --bin directory of a test that takes no other argument."""
+    return arg_parser().parse_args().bin
 
 
 def free_ports(n):
@@ -117,26 +143,51 @@ def clean_env(**over):
     return e
 
 
+def role_of(rid):
+    """The role (front, hub, provider, auditor) of a topology id."""
+    return ("front" if rid.startswith("NUVL_") else "hub" if rid.startswith("HUB_")
+            else "provider" if rid.startswith("PROVIDER_") else "auditor")
+
+
+def role_args(bin_dir, topo, rid, drain_ms=0, extra=(), audit_log=None):
+    """The command line of role |rid| (the auditor's with --audit-log when |audit_log|)."""
+    args = [os.path.join(bin_dir, "qmesh-" + role_of(rid)), "--topology", topo, "--id", rid,
+            "--drain-ms", str(drain_ms)] + list(extra)
+    if rid == "AUDITOR" and audit_log:
+        args += ["--audit-log", audit_log]
+    return args
+
+
+def start_mesh(bin_dir, topo, ports, env, rids=MESH, extra=None, audit_log=None, **kw):
+    """Starts each of |rids| as its own process (--drain-ms 0, |extra|[rid] appended), then waits
+    until every one is SERVING. Returns {rid: Popen}; |kw| goes to spawn (stdout, stderr...)."""
+    procs = {}
+    for rid in rids:
+        procs[rid] = spawn(role_args(bin_dir, topo, rid, extra=(extra or {}).get(rid, ()), audit_log=audit_log),
+                           env=env, **kw)
+    for rid in procs:
+        wait_serving("127.0.0.1:%d" % ports[rid])
+    return procs
+
+
 def wait_serving(addr, timeout=20):
-    """Polls grpc.health.v1.Health/Check until SERVING (raw bytes: status=1 is b'\\x08\\x01')."""
+    """Polls grpc.health.v1.Health/Check until SERVING (raw bytes: status=1 is b'\\x08\\x01'),
+    a fresh channel with its own subchannel each attempt (see CHANNEL_OPTS)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        # A fresh channel with its own subchannel each attempt: a shared one that failed to
-        # connect would sit in reconnect backoff for seconds.
-        with grpc.insecure_channel(addr, options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
+        with grpc.insecure_channel(addr, options=CHANNEL_OPTS) as ch:
             try:
-                r = ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=1)
-                if r == b"\x08\x01":
+                if ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=1) == b"\x08\x01":
                     return
             except grpc.RpcError:
                 pass
-        time.sleep(0.05)
+        time.sleep(0.01)
     raise AssertionError("%s never reported SERVING" % addr)
 
 
 def unary(addr, method, request, reply_cls, metadata=None, timeout=10):
-    """One call with the project's message classes."""
-    with grpc.insecure_channel(addr) as ch:
+    """One call with the project's message classes, on a channel of its own (see CHANNEL_OPTS)."""
+    with grpc.insecure_channel(addr, options=CHANNEL_OPTS) as ch:
         fn = ch.unary_unary(method, request_serializer=lambda m: m.SerializeToString(),
                             response_deserializer=reply_cls.FromString)
         return fn(request, metadata=metadata, timeout=timeout)

@@ -1,7 +1,6 @@
 """test_bad_topology: every bad fixture stops `qmesh validate` and `qmesh demo` with
 "file:line:column: message" and a non-zero exit, and leaves no process running; the good
 example topologies validate."""
-import argparse
 import glob
 import os
 import re
@@ -11,9 +10,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 import meshlib  # noqa: E402
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--bin", required=True)
-BIN = ap.parse_args().bin
+BIN = meshlib.parse_bin()
 QMESH = os.path.join(BIN, "qmesh")
 R = meshlib.Results()
 

@@ -2,7 +2,6 @@
 against an independent computation of the formulas (tests/reference_model.py), the same
 counts at concurrency 1 and 64, reconciliation of every hop, a 3-region 5-provider 3-of-5
 topology with no code change, and no process left behind."""
-import argparse
 import json
 import os
 import subprocess
@@ -11,9 +10,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 import meshlib  # noqa: E402
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--bin", required=True)
-BIN = ap.parse_args().bin
+BIN = meshlib.parse_bin()
 QMESH = os.path.join(BIN, "qmesh")
 MODEL = os.path.join(meshlib.ROOT, "tests", "reference_model.py")
 R = meshlib.Results()

@@ -18,7 +18,6 @@ on free loopback ports (docs/FAULTS.md describes each scenario and the figures i
 
 Every scenario ends with: decided == requests sent, nothing pending, and no vote lost
 (the auditor's votes_accepted equals what the providers' Stats say they reported)."""
-import argparse
 import hashlib
 import importlib.util
 import json
@@ -35,9 +34,9 @@ import grpc
 
 sys.path.insert(0, os.path.dirname(__file__))
 import meshlib  # noqa: E402
+from meshlib import CHANNEL_OPTS, PROVIDERS, SERVICE, unary, wait_serving  # noqa: E402
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--bin", required=True)
+ap = meshlib.arg_parser()
 ap.add_argument("--only", default="", help="comma-separated scenario numbers (default: all)")
 ARGS = ap.parse_args()
 BIN = ARGS.bin
@@ -45,8 +44,6 @@ ONLY = {s for s in ARGS.only.split(",") if s}
 QMESH = os.path.join(BIN, "qmesh")
 R = meshlib.Results()
 pb = meshlib.pb()
-PROVIDERS = ["PROVIDER_A", "PROVIDER_B", "PROVIDER_C"]
-SERVICE = {"front": "Front", "hub": "Hub", "provider": "Provider", "auditor": "Auditor"}
 FIGURES = {}  # scenario -> what it measured (printed at the end; docs/FAULTS.md quotes them)
 
 _spec = importlib.util.spec_from_file_location("reference_model",
@@ -63,33 +60,6 @@ T0 = time.time()
 KEYS = tempfile.mkdtemp(prefix="qmesh-fault-keys-")
 subprocess.run([QMESH, "keygen", "--out", KEYS], check=True, capture_output=True)
 WORK = tempfile.mkdtemp(prefix="qmesh-faults-")
-# Each call on its own channel and subchannel: libgrpc shares subchannels between channels of
-# a process, and one that dialled a role before it listened (or after it died) sits in
-# reconnect backoff (1 s, 1.6 s, 2.6 s...), which would time the tests, not the mesh.
-CHANNEL_OPTS = [("grpc.use_local_subchannel_pool", 1)]
-
-
-def unary(target, method, request, reply_cls, timeout=10):
-    with grpc.insecure_channel(target, options=CHANNEL_OPTS) as ch:
-        fn = ch.unary_unary(method, request_serializer=lambda m: m.SerializeToString(),
-                            response_deserializer=reply_cls.FromString)
-        return fn(request, timeout=timeout)
-
-
-def wait_serving(target, timeout=20):
-    """Health/Check until SERVING, a fresh channel per attempt (see CHANNEL_OPTS)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with grpc.insecure_channel(target, options=CHANNEL_OPTS) as ch:
-            try:
-                if ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=1) == b"\x08\x01":
-                    return
-            except grpc.RpcError:
-                pass
-        time.sleep(0.01)
-    raise AssertionError("%s never reported SERVING" % target)
-
-
 # ---------------------------------------------------------------- the model ----
 def model(seed, total, byzantine, byzantine_at, quorum=2):
     """The reference model's totals (its command line, as test_demo uses it)."""
@@ -134,19 +104,11 @@ class Mesh:
         self.procs = {}
         self.errs = {}
 
-    @staticmethod
-    def role(rid):
-        return ("front" if rid.startswith("NUVL_") else "hub" if rid.startswith("HUB_")
-                else "provider" if rid.startswith("PROVIDER_") else "auditor")
-
     def addr(self, rid):
         return "127.0.0.1:%d" % self.ports[rid]
 
     def start(self, rid, wait=True, extra=()):
-        args = [os.path.join(BIN, "qmesh-" + self.role(rid)), "--topology", self.topo, "--id", rid,
-                "--drain-ms", str(self.drain_ms)] + list(extra)
-        if rid == "AUDITOR" and self.audit_log:
-            args += ["--audit-log", self.audit_log]
+        args = meshlib.role_args(BIN, self.topo, rid, drain_ms=self.drain_ms, extra=extra, audit_log=self.audit_log)
         err = open(os.path.join(WORK, "%s-%s-%d.err" % (self.name, rid, len(self.errs))), "w+")
         self.errs[rid] = err
         self.procs[rid] = meshlib.spawn(args, env=self.env, stdout=subprocess.DEVNULL, stderr=err)
@@ -155,7 +117,7 @@ class Mesh:
         return self.procs[rid]
 
     def start_all(self):
-        for rid in ["AUDITOR"] + PROVIDERS + ["HUB_A", "HUB_B", "NUVL_A", "NUVL_B"]:
+        for rid in meshlib.MESH:
             self.start(rid, wait=False)
         for rid in self.procs:
             wait_serving(self.addr(rid))
@@ -175,7 +137,7 @@ class Mesh:
         return p
 
     def stats(self, rid):
-        s = unary(self.addr(rid), "/qmesh.v1.%s/Stats" % SERVICE[self.role(rid)], pb.StatsRequest(),
+        s = unary(self.addr(rid), "/qmesh.v1.%s/Stats" % SERVICE[meshlib.role_of(rid)], pb.StatsRequest(),
                           pb.RoleStats, timeout=10)
         return {c.name: c.value for c in s.counters}
 

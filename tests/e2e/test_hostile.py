@@ -12,7 +12,6 @@ frames, because every gRPC client library refuses to send them), an unknown doma
 Every method with malformed protobuf bytes; unknown methods and services. Process inputs:
 TOTAL_REQUESTS=0, nonsense environment values, a port already in use, YAML with deep
 nesting and an alias bomb."""
-import argparse
 import hashlib
 import json
 import os
@@ -30,16 +29,13 @@ from cryptography.hazmat.primitives import serialization
 
 sys.path.insert(0, os.path.dirname(__file__))
 import meshlib  # noqa: E402
+from meshlib import CHANNEL_OPTS, PROVIDERS, SERVICE, role_of, unary  # noqa: E402
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--bin", required=True)
-BIN = ap.parse_args().bin
+BIN = meshlib.parse_bin()
 QMESH = os.path.join(BIN, "qmesh")
 R = meshlib.Results()
 pb = meshlib.pb()
 T0 = time.time()
-PROVIDERS = ["PROVIDER_A", "PROVIDER_B", "PROVIDER_C"]
-SERVICE = {"front": "Front", "hub": "Hub", "provider": "Provider", "auditor": "Auditor"}
 WORK = tempfile.mkdtemp(prefix="qmesh-hostile-")
 KEYS = os.path.join(WORK, "keys")
 subprocess.run([QMESH, "keygen", "--out", KEYS], check=True, capture_output=True)
@@ -193,50 +189,11 @@ def h2_unary(addr, path, body, headers=(), timeout=10):
 
 
 # ------------------------------------------------------------------- the mesh ----
-# Each call on its own channel and subchannel: libgrpc shares subchannels between channels of
-# a process, and one that dialled a role before it listened sits in reconnect backoff
-# (1 s, 1.6 s, 2.6 s...), which would time the test, not the mesh.
-CHANNEL_OPTS = [("grpc.use_local_subchannel_pool", 1)]
-
-
-def unary(target, method, request, reply_cls, timeout=10):
-    with grpc.insecure_channel(target, options=CHANNEL_OPTS) as ch:
-        fn = ch.unary_unary(method, request_serializer=lambda m: m.SerializeToString(),
-                            response_deserializer=reply_cls.FromString)
-        return fn(request, timeout=timeout)
-
-
-def wait_serving(target, timeout=20):
-    """Health/Check until SERVING, a fresh channel per attempt (see CHANNEL_OPTS)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with grpc.insecure_channel(target, options=CHANNEL_OPTS) as ch:
-            try:
-                if ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=1) == b"\x08\x01":
-                    return
-            except grpc.RpcError:
-                pass
-        time.sleep(0.01)
-    raise AssertionError("%s never reported SERVING" % target)
-
-
-def role_of(rid):
-    return ("front" if rid.startswith("NUVL_") else "hub" if rid.startswith("HUB_")
-            else "provider" if rid.startswith("PROVIDER_") else "auditor")
-
-
 text, PORTS = meshlib.topology_yaml(deadline_ms=DEADLINE_MS, extra="keys_dir: %s\n" % KEYS)
 TOPO = meshlib.write_topology(text)
 AUDIT_LOG = os.path.join(WORK, "audit.log")
 ENV = meshlib.clean_env(RANDOM_SEED=7, BYZANTINE_PROVIDER="none")
-PROCS = {}
-for rid in ["AUDITOR"] + PROVIDERS + ["HUB_A", "HUB_B", "NUVL_A", "NUVL_B"]:
-    args = [os.path.join(BIN, "qmesh-" + role_of(rid)), "--topology", TOPO, "--id", rid, "--drain-ms", "0"]
-    if rid == "AUDITOR":
-        args += ["--audit-log", AUDIT_LOG]
-    PROCS[rid] = meshlib.spawn(args, env=ENV, stderr=subprocess.DEVNULL)
-for rid in PROCS:
-    wait_serving("127.0.0.1:%d" % PORTS[rid])
+PROCS = meshlib.start_mesh(BIN, TOPO, PORTS, ENV, audit_log=AUDIT_LOG, stderr=subprocess.DEVNULL)
 
 
 def addr(rid):

@@ -4,7 +4,6 @@
 3 a hub delivers byte-identical Artifacts to every provider (fake providers capture them);
 4 only providers decide: a flipped bit or a wrong key is rejected and counted by the auditor;
 5 the auditor opens no outbound connection and serves only read calls besides Report."""
-import argparse
 import hashlib
 import os
 import subprocess
@@ -20,9 +19,7 @@ from cryptography.hazmat.primitives import serialization
 sys.path.insert(0, os.path.dirname(__file__))
 import meshlib  # noqa: E402
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--bin", required=True)
-BIN = ap.parse_args().bin
+BIN = meshlib.parse_bin()
 R = meshlib.Results()
 pb = meshlib.pb()
 
@@ -53,15 +50,9 @@ subprocess.run([os.path.join(BIN, "qmesh"), "keygen", "--out", keys], check=True
 text, ports = meshlib.topology_yaml(extra="keys_dir: %s\n" % keys)
 topo = meshlib.write_topology(text)
 env = meshlib.clean_env(RANDOM_SEED=7, BYZANTINE_PROVIDER="PROVIDER_C", BYZANTINE_AT=0)
-procs = {}
 AUD_METRICS = meshlib.free_ports(1)[0]
-for rid, role in [("AUDITOR", "auditor"), ("PROVIDER_A", "provider"), ("PROVIDER_B", "provider"),
-                  ("PROVIDER_C", "provider"), ("HUB_A", "hub"), ("NUVL_A", "front")]:
-    http = ["--metrics-addr", "127.0.0.1:%d" % AUD_METRICS] if rid == "AUDITOR" else []
-    procs[rid] = meshlib.spawn([os.path.join(BIN, "qmesh-" + role), "--topology", topo, "--id", rid,
-                                "--drain-ms", "0"] + http, env=env, stderr=subprocess.DEVNULL)
-for rid in procs:
-    meshlib.wait_serving("127.0.0.1:%d" % ports[rid])
+procs = meshlib.start_mesh(BIN, topo, ports, env, rids=["AUDITOR"] + meshlib.PROVIDERS + ["HUB_A", "NUVL_A"],
+                           extra={"AUDITOR": ["--metrics-addr", "127.0.0.1:%d" % AUD_METRICS]}, stderr=subprocess.DEVNULL)
 AUD = "127.0.0.1:%d" % ports["AUDITOR"]
 FRONT = "127.0.0.1:%d" % ports["NUVL_A"]
 

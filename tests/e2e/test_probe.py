@@ -20,7 +20,6 @@ Each role kind alone with --drain-ms 500: Watch streams SERVING, then NOT_SERVIN
 while the process still runs; it exits 0.
 probe.py's command line (list, describe, call -H, errors) is checked on the same mesh, and its
 streaming Watch on a role that drains."""
-import argparse
 import base64
 import glob
 import hashlib
@@ -39,9 +38,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import meshlib  # noqa: E402
 import probe  # noqa: E402
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--bin", required=True)
-BIN = ap.parse_args().bin
+BIN = meshlib.parse_bin()
 R = meshlib.Results()
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe.py")
 

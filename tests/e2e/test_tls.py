@@ -2,7 +2,6 @@
 on; a client without a certificate, with an expired one or one from another CA is refused at
 the handshake; a hub certificate presented to the auditor and a provider reporting another
 provider's outcome are refused with PERMISSION_DENIED and counted."""
-import argparse
 import datetime
 import hashlib
 import json
@@ -20,9 +19,7 @@ from cryptography.x509.oid import NameOID
 sys.path.insert(0, os.path.dirname(__file__))
 import meshlib  # noqa: E402
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--bin", required=True)
-BIN = ap.parse_args().bin
+BIN = meshlib.parse_bin()
 QMESH = os.path.join(BIN, "qmesh")
 R = meshlib.Results()
 pb = meshlib.pb()
@@ -77,10 +74,8 @@ if p.returncode == 0:
 # 2. A running mesh for the refusals.
 env = meshlib.clean_env()
 procs = {}
-for rid, role in [("AUDITOR", "auditor"), ("PROVIDER_A", "provider"), ("PROVIDER_B", "provider"),
-                  ("PROVIDER_C", "provider"), ("HUB_A", "hub"), ("NUVL_A", "front")]:
-    procs[rid] = meshlib.spawn([os.path.join(BIN, "qmesh-" + role), "--topology", topo, "--id", rid,
-                                "--drain-ms", "0"], env=env, stderr=subprocess.DEVNULL)
+for rid in ["AUDITOR", "PROVIDER_A", "PROVIDER_B", "PROVIDER_C", "HUB_A", "NUVL_A"]:
+    procs[rid] = meshlib.spawn(meshlib.role_args(BIN, topo, rid), env=env, stderr=subprocess.DEVNULL)
 for rid in procs:
     R.eq(code_of(lambda rid=rid: call(ports[rid], rid, "/grpc.health.v1.Health/Check", pb.StatsRequest(),
                                       pb.StatsRequest, creds("requester"), timeout=20, ready=True)), "OK",
