@@ -198,15 +198,15 @@ static void on_tick(void *arg) {
 static void usage(FILE *f, const char *prog) {
   fprintf(f,
           "usage: %s --id ID [--topology FILE] [--keys DIR] [--audit-log FILE [--audit-fsync P]]\n"
-          "       [--drain-ms N] [--metrics-addr HOST:PORT|off] [--ingress-addr HOST:PORT|off]\n"
+          "       [--drain-ms N] [--metrics-addr HOST:PORT|auto|off] [--ingress-addr HOST:PORT|auto|off]\n"
           "  --id ID          this instance's id in the topology\n"
           "  --topology FILE  the mesh (default: the built-in topology, deploy/topology.yaml)\n"
           "  --keys DIR       where <provider>.key / <provider>.pub live (overrides keys_dir)\n"
           "  --audit-log FILE the auditor's append-only, hash-chained log (replayed at start)\n"
           "  --audit-fsync P  never | batch (default: every 20 ms) | always (every vote)\n"
           "  --drain-ms N     report NOT_SERVING this long before refusing work (default 200)\n"
-          "  --metrics-addr HOST:PORT|off  GET /metrics (default: the gRPC host, port + %d)\n"
-          "  --ingress-addr HOST:PORT|off  fronts: plain-HTTP POST / (default: port + %d)\n",
+          "  --metrics-addr HOST:PORT|auto|off  GET /metrics (auto: the gRPC host, port + %d; default off)\n"
+          "  --ingress-addr HOST:PORT|auto|off  fronts: plain-HTTP POST / (auto: port + %d; default off)\n",
           prog, QM_HTTP_METRICS_PORT_OFFSET, QM_HTTP_INGRESS_PORT_OFFSET);
 }
 
@@ -296,9 +296,11 @@ static int load_topology(struct qm_role *r, const char *prog) {
   return 0;
 }
 
-/* start_http: GET /metrics on every role and POST / on fronts, on the flags' addresses, else
- * on the gRPC host with the port + QM_HTTP_*_PORT_OFFSET. A flag's address that fails is
- * fatal; a default one that fails is reported and left off. Returns 0 or 1. */
+/* start_http: GET /metrics on every role and POST / on fronts, when asked: on the flags'
+ * addresses, or with "auto" on the gRPC host with the port + QM_HTTP_*_PORT_OFFSET. Off by
+ * default: a port derived from another port could be one that a later instance of the mesh
+ * must bind. A given address that fails is fatal; an "auto" one is reported and left off.
+ * Returns 0 or 1. */
 static int start_http(struct qm_role *r, const char *prog, struct qm_http **out) {
   char target[QM_HTTP_ADDR_MAX], maddr[QM_HTTP_ADDR_MAX], iaddr[QM_HTTP_ADDR_MAX];
   struct qm_err err = {0};
@@ -311,14 +313,16 @@ static int start_http(struct qm_role *r, const char *prog, struct qm_http **out)
   struct qm_http_options o = {.role = r->ops->role, .id = r->opt.id, .grpc_target = target,
                               .metrics_addr = r->opt.metrics_addr,
                               .ingress_addr = front ? r->opt.ingress_addr : "off"};
-  if (!o.metrics_addr) {
+  if (!o.metrics_addr) o.metrics_addr = "off";
+  if (front && !o.ingress_addr) o.ingress_addr = "off";
+  if (strcmp(o.metrics_addr, "auto") == 0) {
     o.metrics_best_effort = 1;
     o.metrics_addr = qm_http_default_addr(r->self->listen, QM_HTTP_METRICS_PORT_OFFSET, maddr,
                                           sizeof maddr, &err) ? "off" : maddr;
     if (err.code) fprintf(stderr, "%s %s: no default metrics address: %s\n", prog, r->opt.id, err.msg);
   }
   qm_err_clear(&err);
-  if (!o.ingress_addr) {
+  if (strcmp(o.ingress_addr, "auto") == 0) {
     o.ingress_best_effort = 1;
     o.ingress_addr = qm_http_default_addr(r->self->listen, QM_HTTP_INGRESS_PORT_OFFSET, iaddr,
                                           sizeof iaddr, &err) ? "off" : iaddr;

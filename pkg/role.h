@@ -37,8 +37,8 @@ struct qm_role_options {
   const char *audit_log;     /* --audit-log (auditor) */
   const char *audit_fsync;   /* --audit-fsync never|batch|always (auditor) */
   unsigned drain_ms;         /* NOT_SERVING this long before the server stops accepting */
-  const char *metrics_addr;  /* --metrics-addr HOST:PORT|off; NULL: the gRPC port + 10000 */
-  const char *ingress_addr;  /* --ingress-addr HOST:PORT|off (fronts); NULL: gRPC port + 20000 */
+  const char *metrics_addr;  /* --metrics-addr HOST:PORT|auto|off; NULL: off; auto: gRPC port + 10000 */
+  const char *ingress_addr;  /* --ingress-addr HOST:PORT|auto|off (fronts); auto: gRPC port + 20000 */
 };
 
 /* qm_role_main: parses argv, runs the role until SIGINT/SIGTERM, returns the exit code. */

@@ -58,7 +58,7 @@ static int spawn(struct qm_supervisor *s, struct qm_child *c, struct qm_err *err
         dup2(fd, 2);
       }
     }
-    char *argv[11];
+    char *argv[15];
     int a = 0;
     argv[a++] = exe;
     argv[a++] = "--topology";
@@ -68,6 +68,14 @@ static int spawn(struct qm_supervisor *s, struct qm_child *c, struct qm_err *err
     if (s->keys_dir[0] && (strcmp(c->role, "provider") == 0 || strcmp(c->role, "auditor") == 0)) {
       argv[a++] = "--keys";
       argv[a++] = s->keys_dir;
+    }
+    if (s->http) {
+      argv[a++] = "--metrics-addr";
+      argv[a++] = "auto";
+      if (strcmp(c->role, "front") == 0) {
+        argv[a++] = "--ingress-addr";
+        argv[a++] = "auto";
+      }
     }
     if (s->audit_log[0] && strcmp(c->role, "auditor") == 0) {
       argv[a++] = "--audit-log";
@@ -123,10 +131,12 @@ int qm_supervisor_check(struct qm_supervisor *s, struct qm_err *err) {
 int qm_supervisor_start(struct qm_supervisor *s, const struct qm_topology *t, const char *bin_dir,
                         const char *topology_path, const char *keys_dir, const char *log_dir,
                         unsigned ready_timeout_ms, struct qm_err *err) {
-  char audit_log[QM_PATH_MAX];
-  snprintf(audit_log, sizeof audit_log, "%s", s->audit_log); /* set by the caller before start */
+  char audit_log[QM_PATH_MAX]; /* audit_log and http are set by the caller before start */
+  snprintf(audit_log, sizeof audit_log, "%s", s->audit_log);
+  int http = s->http;
   memset(s, 0, sizeof *s);
   snprintf(s->audit_log, sizeof s->audit_log, "%s", audit_log);
+  s->http = http;
   snprintf(s->bin_dir, sizeof s->bin_dir, "%s", bin_dir);
   snprintf(s->topology_path, sizeof s->topology_path, "%s", topology_path);
   snprintf(s->keys_dir, sizeof s->keys_dir, "%s", keys_dir ? keys_dir : "");

@@ -26,6 +26,7 @@ struct qm_supervisor {
   char keys_dir[QM_PATH_MAX]; /* "" when the topology names its keys */
   char log_dir[QM_PATH_MAX];  /* "" to inherit stdout/stderr, else <log_dir>/<id>.log */
   char audit_log[QM_PATH_MAX]; /* "" for none: the auditor's --audit-log */
+  int http;                    /* pass --metrics-addr auto (and --ingress-addr auto to fronts) */
 };
 
 /* qm_supervisor_start: spawns auditor, providers, hubs and fronts (in that order) from

@@ -394,7 +394,7 @@ static int run_mesh(struct bench *b, const char *topology) {
   struct qm_err err = {0};
   int code = 1;
   read_loadavg(b->mesh_load);
-  if (qm_local_mesh_start(&m, "qmesh bench", topology, 1)) return 1;
+  if (qm_local_mesh_start(&m, "qmesh bench", topology, 1, 0)) return 1;
   const struct qm_topology *t = m.topo;
   snprintf(b->topology_name, sizeof b->topology_name, "%s", t->source);
   b->nregions = t->nregions;

@@ -28,12 +28,13 @@ int qm_cmd_demo(int argc, char **argv) {
                                         {"concurrency", required_argument, NULL, 'c'},
                                         {"json", no_argument, NULL, 'j'},
                                         {"plot", required_argument, NULL, 'p'},
+                                        {"http", no_argument, NULL, 'H'},
                                         {"help", no_argument, NULL, 'h'},
                                         {NULL, 0, NULL, 0}};
   const char *topology = NULL, *plot = NULL;
   unsigned concurrency = 1;
-  int json = 0, c;
-  while ((c = getopt_long(argc, argv, "t:c:jp:h", longs, NULL)) != -1) {
+  int json = 0, http = 0, c;
+  while ((c = getopt_long(argc, argv, "t:c:jp:Hh", longs, NULL)) != -1) {
     switch (c) {
       case 't': topology = optarg; break;
       case 'c':
@@ -41,11 +42,13 @@ int qm_cmd_demo(int argc, char **argv) {
         break;
       case 'j': json = 1; break;
       case 'p': plot = optarg; break;
+      case 'H': http = 1; break;
       case 'h':
-        printf("usage: qmesh demo [--topology FILE] [--concurrency N] [--json] [--plot FILE.svg]\n"
+        printf("usage: qmesh demo [--topology FILE] [--concurrency N] [--json] [--plot FILE.svg] [--http]\n"
                "Starts every role of the topology as its own process, sends the requester's stream,\n"
                "waits until the auditor decided every request, prints the summary and stops.\n"
                "--plot writes each provider's drift statistic over the request index as SVG.\n"
+               "--http serves /metrics on every role (gRPC port + 10000) and POST / on fronts (+ 20000).\n"
                "Environment overrides: TOTAL_REQUESTS FAILOVER_AT QUORUM_THRESHOLD EXPECTED_CONTEXT\n"
                "RANDOM_SEED BYZANTINE_PROVIDER BYZANTINE_AT WORKER_COUNT POST_QUEUE_MAX <ID>_PORT\n");
         return 0;
@@ -58,7 +61,7 @@ int qm_cmd_demo(int argc, char **argv) {
   }
   qm_start_signal_thread();
   struct qm_local_mesh m;
-  if (qm_local_mesh_start(&m, "qmesh demo", topology, 1)) return 1;
+  if (qm_local_mesh_start(&m, "qmesh demo", topology, 1, http)) return 1;
   struct qm_err err = {0};
   struct qm_requester_result res;
   struct qm_requester_opts ro = {.topo = m.topo, .concurrency = concurrency, .progress = isatty(2),
@@ -106,22 +109,25 @@ int qm_cmd_demo(int argc, char **argv) {
 
 int qm_cmd_up(int argc, char **argv) {
   static const struct option longs[] = {{"topology", required_argument, NULL, 't'},
+                                        {"http", no_argument, NULL, 'H'},
                                         {"help", no_argument, NULL, 'h'},
                                         {NULL, 0, NULL, 0}};
   const char *topology = NULL;
-  int c;
-  while ((c = getopt_long(argc, argv, "t:h", longs, NULL)) != -1) {
+  int c, http = 0;
+  while ((c = getopt_long(argc, argv, "t:Hh", longs, NULL)) != -1) {
     switch (c) {
       case 't': topology = optarg; break;
+      case 'H': http = 1; break;
       case 'h':
-        printf("usage: qmesh up [--topology FILE]\nRuns every role until SIGINT/SIGTERM.\n");
+        printf("usage: qmesh up [--topology FILE] [--http]\nRuns every role until SIGINT/SIGTERM.\n"
+               "--http serves /metrics on every role (gRPC port + 10000) and POST / on fronts (+ 20000).\n");
         return 0;
       default: return 2;
     }
   }
   qm_rpc_block_signals();
   struct qm_local_mesh m;
-  if (qm_local_mesh_start(&m, "qmesh up", topology, 0)) return 1;
+  if (qm_local_mesh_start(&m, "qmesh up", topology, 0, http)) return 1;
   for (size_t i = 0; i < m.sup.n; i++)
     printf("%-12s %-9s %-22s pid %d\n", m.sup.children[i].id, m.sup.children[i].role, m.sup.children[i].dial,
            (int)m.sup.children[i].pid);

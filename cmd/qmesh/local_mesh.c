@@ -118,7 +118,8 @@ static void show_logs(const char *dir) {
   if (d) closedir(d);
 }
 
-int qm_local_mesh_start(struct qm_local_mesh *m, const char *prog, const char *topology_arg, int quiet) {
+int qm_local_mesh_start(struct qm_local_mesh *m, const char *prog, const char *topology_arg, int quiet,
+                        int http) {
   struct qm_err err = {0};
   char bin_dir[512];
   memset(m, 0, sizeof *m);
@@ -180,6 +181,7 @@ int qm_local_mesh_start(struct qm_local_mesh *m, const char *prog, const char *t
   m->started = 1;
   /* The auditor keeps its log beside the keys: replayed if the auditor restarts. */
   snprintf(m->sup.audit_log, sizeof m->sup.audit_log, "%s/audit.log", m->tmpdir);
+  m->sup.http = http;
   if (qm_supervisor_start(&m->sup, t, bin_dir, m->topology_path, m->keys_dir[0] ? m->keys_dir : NULL,
                           quiet ? m->tmpdir : NULL, QM_READY_TIMEOUT_MS, &err)) {
     fprintf(stderr, "%s: the mesh did not start: %s\n", prog, err.msg);

@@ -41,8 +41,11 @@ int qm_wait_decided(const struct qm_topology *t, uint64_t accepted, uint64_t *po
 struct qm_topology *qm_load_topology_arg(const char *prog, const char *path);
 /* qm_local_mesh_start: resolves the seed and the Byzantine draw (exported to the children's
  * environment so every process agrees), makes keys if the topology names none, starts and
- * waits for every role. |quiet|: role output goes to <tmpdir>/<id>.log. Prints errors. */
-int qm_local_mesh_start(struct qm_local_mesh *m, const char *prog, const char *topology_arg, int quiet);
+ * waits for every role. |quiet|: role output goes to <tmpdir>/<id>.log. |http|: every role
+ * serves /metrics and every front the plain-HTTP ingress, on their gRPC ports + 10000 and
+ * + 20000. Prints errors. */
+int qm_local_mesh_start(struct qm_local_mesh *m, const char *prog, const char *topology_arg, int quiet,
+                        int http);
 void qm_local_mesh_stop(struct qm_local_mesh *m);
 
 #endif
