@@ -129,19 +129,22 @@ static int name_of(const uint8_t *data, size_t len, const uint8_t **name, size_t
   return rc < 0 ? rc : -EINVAL;
 }
 
-/* index_enum: EnumDescriptorProto: name 1, value 2 (EnumValueDescriptorProto name 1). Enum
- * values live in the scope around the enum, as in C++. */
-static int index_enum(struct qm_descriptors *d, int file, const char *scope, const uint8_t *data, size_t len) {
+/* index_named: a named descriptor (name 1) and its named children (field 2): an enum and its
+ * values, which live in the scope around the enum as in C++ (|children_inside| 0), or a
+ * service and its methods, "Service.Method" (|children_inside| 1). */
+static int index_named(struct qm_descriptors *d, int file, const char *scope, const uint8_t *data, size_t len,
+                       int children_inside) {
   const uint8_t *name;
   size_t nlen;
-  char full[QM_DESC_NAME_MAX], v[QM_DESC_NAME_MAX];
+  char full[QM_DESC_NAME_MAX], child[QM_DESC_NAME_MAX];
   if (name_of(data, len, &name, &nlen) || add_symbol(d, file, scope, name, nlen, full)) return -EINVAL;
   struct wire w = {data, data + len};
   struct field f;
   int rc;
   while ((rc = next_field(&w, &f)) == 1)
     if (f.number == 2 && f.type == 2 &&
-        (name_of(f.data, f.len, &name, &nlen) || add_symbol(d, file, scope, name, nlen, v)))
+        (name_of(f.data, f.len, &name, &nlen) ||
+         add_symbol(d, file, children_inside ? full : scope, name, nlen, child)))
       return -EINVAL;
   return rc;
 }
@@ -161,29 +164,12 @@ static int index_message(struct qm_descriptors *d, int file, const char *scope, 
   while ((rc = next_field(&w, &f)) == 1) {
     if (f.type != 2) continue;
     if (f.number == 3 && index_message(d, file, full, f.data, f.len, depth + 1)) return -EINVAL;
-    if (f.number == 4 && index_enum(d, file, full, f.data, f.len)) return -EINVAL;
+    if (f.number == 4 && index_named(d, file, full, f.data, f.len, 0)) return -EINVAL;
     if (f.number == 2 || f.number == 8) { /* fields and oneofs: "pkg.Message.field" */
       char m[QM_DESC_NAME_MAX];
       if (name_of(f.data, f.len, &name, &nlen) || add_symbol(d, file, full, name, nlen, m)) return -EINVAL;
     }
   }
-  return rc;
-}
-
-/* index_service: ServiceDescriptorProto: name 1, method 2 (MethodDescriptorProto name 1). */
-static int index_service(struct qm_descriptors *d, int file, const char *scope, const uint8_t *data,
-                         size_t len) {
-  const uint8_t *name;
-  size_t nlen;
-  char full[QM_DESC_NAME_MAX], m[QM_DESC_NAME_MAX];
-  if (name_of(data, len, &name, &nlen) || add_symbol(d, file, scope, name, nlen, full)) return -EINVAL;
-  struct wire w = {data, data + len};
-  struct field f;
-  int rc;
-  while ((rc = next_field(&w, &f)) == 1)
-    if (f.number == 2 && f.type == 2 &&
-        (name_of(f.data, f.len, &name, &nlen) || add_symbol(d, file, full, name, nlen, m)))
-      return -EINVAL;
   return rc;
 }
 
@@ -221,8 +207,8 @@ static int index_file(struct qm_descriptors *d, const uint8_t *data, size_t len)
     (void)name;
     (void)nlen;
     (void)full;
-    if (f.number == 5 && index_enum(d, idx, package, f.data, f.len)) return -EINVAL;
-    if (f.number == 6 && index_service(d, idx, package, f.data, f.len)) return -EINVAL;
+    if (f.number == 5 && index_named(d, idx, package, f.data, f.len, 0)) return -EINVAL;
+    if (f.number == 6 && index_named(d, idx, package, f.data, f.len, 1)) return -EINVAL;
   }
   if (rc < 0) return rc;
   d->nfiles++;

@@ -30,23 +30,6 @@ static void node(const uint8_t l[32], const uint8_t r[32], uint8_t out[32]) {
   qm_sha256(buf, sizeof buf, out);
 }
 
-int qm_merkle_root(const uint8_t (*leaves)[32], size_t n, uint8_t root[32]) {
-  if (n == 0 || n > QM_MERKLE_MAX) return -EINVAL;
-  static __thread uint8_t level[QM_MERKLE_MAX][32];
-  memcpy(level, leaves, n * 32);
-  while (n > 1) {
-    size_t w = 0;
-    for (size_t i = 0; i < n; i += 2) {
-      if (i + 1 < n) node(level[i], level[i + 1], level[w]);
-      else memmove(level[w], level[i], 32);
-      w++;
-    }
-    n = w;
-  }
-  memcpy(root, level[0], 32);
-  return 0;
-}
-
 int qm_merkle_proofs(const uint8_t (*leaves)[32], size_t n, uint8_t (*proofs)[QM_MERKLE_DEPTH_MAX][32],
                      int *nproof, uint8_t root[32]) {
   if (n == 0 || n > QM_MERKLE_MAX) return -EINVAL;
@@ -68,7 +51,7 @@ int qm_merkle_proofs(const uint8_t (*leaves)[32], size_t n, uint8_t (*proofs)[QM
     at += out;
   }
   memcpy(root, nodes[start[levels]], 32);
-  for (size_t leaf = 0; leaf < n; leaf++) {
+  for (size_t leaf = 0; proofs && nproof && leaf < n; leaf++) {
     size_t index = leaf;
     int np = 0;
     for (size_t l = 0; l < levels; l++) {
@@ -81,24 +64,8 @@ int qm_merkle_proofs(const uint8_t (*leaves)[32], size_t n, uint8_t (*proofs)[QM
   return 0;
 }
 
-int qm_merkle_proof(const uint8_t (*leaves)[32], size_t n, size_t index, uint8_t proof[][32]) {
-  if (n == 0 || n > QM_MERKLE_MAX || index >= n) return -EINVAL;
-  static __thread uint8_t level[QM_MERKLE_MAX][32];
-  memcpy(level, leaves, n * 32);
-  int np = 0;
-  while (n > 1) {
-    size_t sib = index ^ 1;
-    if (sib < n) memcpy(proof[np++], level[sib], 32);
-    size_t w = 0;
-    for (size_t i = 0; i < n; i += 2) {
-      if (i + 1 < n) node(level[i], level[i + 1], level[w]);
-      else memmove(level[w], level[i], 32);
-      w++;
-    }
-    n = w;
-    index /= 2;
-  }
-  return np;
+int qm_merkle_root(const uint8_t (*leaves)[32], size_t n, uint8_t root[32]) {
+  return qm_merkle_proofs(leaves, n, NULL, NULL, root);
 }
 
 int qm_merkle_root_from_proof(const uint8_t leaf[32], size_t index, size_t count, const uint8_t (*proof)[32],

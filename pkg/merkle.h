@@ -14,11 +14,9 @@
 void qm_merkle_leaf(const uint8_t *data, size_t len, uint8_t out[32]);
 /* qm_merkle_root: the root over |n| (1..QM_MERKLE_MAX) leaf hashes. 0 or -EINVAL. */
 int qm_merkle_root(const uint8_t (*leaves)[32], size_t n, uint8_t root[32]);
-/* qm_merkle_proof: the sibling hashes of leaf |index| from the bottom up into |proof|;
- * returns their number (<= QM_MERKLE_DEPTH_MAX), or -EINVAL. */
-int qm_merkle_proof(const uint8_t (*leaves)[32], size_t n, size_t index, uint8_t proof[][32]);
 /* qm_merkle_proofs: the root and every leaf's proof in one pass over the tree (n - 1 node
- * hashes in all): |proofs[i]| and |nproof[i]| for leaf i. 0 or -EINVAL. */
+ * hashes in all): |proofs[i]| and |nproof[i]| for leaf i (both may be NULL: the root
+ * only). 0 or -EINVAL. */
 int qm_merkle_proofs(const uint8_t (*leaves)[32], size_t n, uint8_t (*proofs)[QM_MERKLE_DEPTH_MAX][32],
                      int *nproof, uint8_t root[32]);
 /* qm_merkle_root_from_proof: the root implied by a leaf, its position and its proof.
