@@ -28,18 +28,29 @@ static int call(const char *listen, const char *path, const char *id, struct qm_
   return 0;
 }
 
-static Qmesh__V1__RoleStats *stats_of(const struct qm_endpoint *ep, const char *service, struct qm_err *err) {
+const char *qm_report_service_of(const char *role) {
+  if (strcmp(role, "front") == 0) return "Front";
+  if (strcmp(role, "hub") == 0) return "Hub";
+  if (strcmp(role, "provider") == 0) return "Provider";
+  return "Auditor";
+}
+
+Qmesh__V1__RoleStats *qm_report_stats(const char *addr, const char *id, const char *role, struct qm_err *err) {
   char path[64];
-  snprintf(path, sizeof path, "/qmesh.v1.%s/Stats", service);
+  snprintf(path, sizeof path, "/qmesh.v1.%s/Stats", qm_report_service_of(role));
   struct qm_rpc_result res;
-  if (call(ep->listen, path, ep->id, &res, err)) return NULL;
+  if (call(addr, path, id, &res, err)) return NULL;
   Qmesh__V1__RoleStats *s = qmesh__v1__role_stats__unpack(NULL, res.len, res.resp);
   free(res.resp);
-  if (!s) qm_err_set(err, -EINVAL, "%s: malformed RoleStats", ep->id);
+  if (!s) qm_err_set(err, -EINVAL, "%s: malformed RoleStats", id);
   return s;
 }
 
-static uint64_t counter(const Qmesh__V1__RoleStats *s, const char *name) {
+static Qmesh__V1__RoleStats *stats_of(const struct qm_endpoint *ep, const char *role, struct qm_err *err) {
+  return qm_report_stats(ep->listen, ep->id, role, err);
+}
+
+uint64_t qm_report_counter(const Qmesh__V1__RoleStats *s, const char *name) {
   for (size_t i = 0; i < s->n_counters; i++)
     if (strcmp(s->counters[i]->name, name) == 0) return s->counters[i]->value;
   return 0;
@@ -67,10 +78,10 @@ int qm_report_auditor_progress(const struct qm_topology *t, uint64_t *decided, u
 int qm_report_collect(struct qm_report *r, const struct qm_topology *t, struct qm_err *err) {
   r->topo = t;
   for (size_t i = 0; i < t->nregions; i++) {
-    Qmesh__V1__RoleStats *s = stats_of(&t->regions[i].hub, "Hub", err);
+    Qmesh__V1__RoleStats *s = stats_of(&t->regions[i].hub, "hub", err);
     if (!s) return -EIO;
-    r->hub_relays[i] = counter(s, "relays");
-    r->hub_relays_failed[i] = counter(s, "relays_failed");
+    r->hub_relays[i] = qm_report_counter(s, "relays");
+    r->hub_relays_failed[i] = qm_report_counter(s, "relays_failed");
     qmesh__v1__role_stats__free_unpacked(s, NULL);
   }
   Qmesh__V1__Summary *sum = auditor_summary(t, err);
@@ -91,18 +102,18 @@ int qm_report_collect(struct qm_report *r, const struct qm_topology *t, struct q
     p->drift_threshold = ps->drift_threshold;
     p->drift_peak = ps->drift_peak;
     const struct qm_provider *tp = qm_topology_find_provider(t, ps->id);
-    Qmesh__V1__RoleStats *s = tp ? stats_of(&tp->ep, "Provider", err) : NULL;
+    Qmesh__V1__RoleStats *s = tp ? stats_of(&tp->ep, "provider", err) : NULL;
     if (!s) {
       qmesh__v1__summary__free_unpacked(sum, NULL);
       return tp ? -EIO : qm_err_set(err, -EINVAL, "auditor names unknown provider %s", ps->id);
     }
-    p->initiated = counter(s, "initiated");
-    p->evaluated = counter(s, "evaluated");
-    p->flips = counter(s, "byzantine_flips");
+    p->initiated = qm_report_counter(s, "initiated");
+    p->evaluated = qm_report_counter(s, "evaluated");
+    p->flips = qm_report_counter(s, "byzantine_flips");
     for (size_t d = 0; d < t->ndomains; d++) {
       char name[QM_ID_MAX + 16];
       snprintf(name, sizeof name, "initiated_%s", t->domains[d].name);
-      p->initiated_by_domain[d] = counter(s, name);
+      p->initiated_by_domain[d] = qm_report_counter(s, name);
     }
     qmesh__v1__role_stats__free_unpacked(s, NULL);
   }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "qmesh/v1/qmesh.pb-c.h"
 #include "requester.h"
 #include "text.h"
 #include "topology.h"
@@ -42,6 +43,15 @@ struct qm_report {
   int64_t first_vote_ns, last_decision_ns;
   double e2e_seconds, e2e_rate;                /* first submit -> last decision */
 };
+
+/* qm_report_stats: the RoleStats of instance |id| (role "front", "hub", "provider" or
+ * "auditor") at |addr|; NULL with |err| filled when it did not answer. Free with
+ * qmesh__v1__role_stats__free_unpacked. */
+Qmesh__V1__RoleStats *qm_report_stats(const char *addr, const char *id, const char *role, struct qm_err *err);
+/* qm_report_counter: the counter |name| of |s|, 0 when absent. */
+uint64_t qm_report_counter(const Qmesh__V1__RoleStats *s, const char *name);
+/* qm_report_service_of: the qmesh.v1 service of a role ("front" -> "Front"). */
+const char *qm_report_service_of(const char *role);
 
 /* qm_report_collect: asks the auditor (Summary), every hub and provider (Stats) over gRPC.
  * Returns 0 or a negative code naming the instance that did not answer. */

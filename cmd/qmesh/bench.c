@@ -23,7 +23,6 @@
 #define BENCH_ECHO_MS_DEFAULT 2000
 #define BENCH_ECHO_WARMUP_MS 200
 #define BENCH_ECHO_PAYLOAD 64 /* about a SubmitRequest with its metadata */
-#define BENCH_STATS_TIMEOUT_MS 5000
 #define BENCH_TARGET_RATE 20000.0 /* issue 6: fully audited requests/s on 2 cores */
 #define BENCH_TARGET_P99_MS 10.0  /* ... with p99 <= 10 ms at half that load */
 
@@ -109,41 +108,17 @@ struct role_row {
   uint64_t batches, retries, reported; /* providers: report_batches, report_retries, reported */
 };
 
-static const char *service_of(const char *role) {
-  if (strcmp(role, "front") == 0) return "Front";
-  if (strcmp(role, "hub") == 0) return "Hub";
-  if (strcmp(role, "provider") == 0) return "Provider";
-  return "Auditor";
-}
-
-static uint64_t counter_of(const Qmesh__V1__RoleStats *s, const char *name) {
-  for (size_t i = 0; i < s->n_counters; i++)
-    if (strcmp(s->counters[i]->name, name) == 0) return s->counters[i]->value;
-  return 0;
-}
-
 /* fetch_counters: the calls a role accepted so far (into |*rpc_calls|) and, for providers,
  * their vote batches, from its Stats. The Stats call itself is counted in rpc_calls. */
 static int fetch_counters(struct role_row *row, uint64_t *rpc_calls, struct qm_err *err) {
   const struct qm_child *c = &row->child;
-  char path[64];
-  snprintf(path, sizeof path, "/qmesh.v1.%s/Stats", service_of(c->role));
-  struct qm_rpc_result res;
-  uint8_t empty[1];
-  int rc = qm_rpc_call_sync_id(c->dial, c->id, path, empty, 0, NULL, 0, BENCH_STATS_TIMEOUT_MS, 0, &res, err);
-  if (rc) return rc;
-  if (res.status != QM_STATUS_OK) {
-    free(res.resp);
-    return qm_err_set(err, -EIO, "%s at %s: Stats: %s: %s", c->id, c->dial, qm_status_name(res.status), res.details);
-  }
-  Qmesh__V1__RoleStats *s = qmesh__v1__role_stats__unpack(NULL, res.len, res.resp);
-  free(res.resp);
-  if (!s) return qm_err_set(err, -EINVAL, "%s: malformed RoleStats", c->id);
-  *rpc_calls = counter_of(s, "rpc_calls");
+  Qmesh__V1__RoleStats *s = qm_report_stats(c->dial, c->id, c->role, err);
+  if (!s) return -EIO;
+  *rpc_calls = qm_report_counter(s, "rpc_calls");
   if (strcmp(c->role, "provider") == 0) {
-    row->batches = counter_of(s, "report_batches");
-    row->retries = counter_of(s, "report_retries");
-    row->reported = counter_of(s, "reported");
+    row->batches = qm_report_counter(s, "report_batches");
+    row->retries = qm_report_counter(s, "report_retries");
+    row->reported = qm_report_counter(s, "reported");
   }
   qmesh__v1__role_stats__free_unpacked(s, NULL);
   return 0;
