@@ -16,6 +16,7 @@
 
 struct slot {
   struct run *run;
+  struct slot *next_idle; /* paced: waiting for its next request's due time */
   struct qm_stream_item item;
   size_t region;     /* region tried now */
   unsigned attempts; /* regions tried for this request */
@@ -37,6 +38,24 @@ struct run {
   uint64_t issued, done;
   int64_t next_progress;
   struct slot *waiting; /* backed-off retries */
+  struct slot *idle;    /* paced: slots free until the next request is due */
+  int64_t start_ns;     /* paced: when request 0 was due (monotonic) */
+  struct outbox *out;   /* batch mode: per region */
+  void **submit_batch;
+};
+
+/* Batch mode: the requests waiting for the next SubmitBatch to one front. */
+struct outbox {
+  struct slot **items;
+  size_t n;
+  unsigned inflight;
+};
+
+struct batch_call {
+  struct run *run;
+  size_t region;
+  struct slot **items;
+  size_t n;
 };
 
 static void issue_next(struct run *r, struct slot *s);
@@ -48,10 +67,8 @@ static size_t region_of(const struct run *r, uint64_t index) {
 
 static void send_slot(struct run *r, struct slot *s);
 
-static void on_reply(void *arg, int status, const char *details, const uint8_t *resp, size_t len) {
-  (void)resp;
-  (void)len;
-  struct slot *s = arg;
+/* slot_done: one attempt of one request ended with |status|. */
+static void slot_done(struct slot *s, int status, const char *details) {
   struct run *r = s->run;
   if (status == QM_STATUS_OK) {
     r->res->accepted++;
@@ -92,8 +109,102 @@ static void on_reply(void *arg, int status, const char *details, const uint8_t *
   issue_next(r, s);
 }
 
+static void on_reply(void *arg, int status, const char *details, const uint8_t *resp, size_t len) {
+  (void)resp;
+  (void)len;
+  slot_done(arg, status, details);
+}
+
+static void flush_region(struct run *r, size_t region);
+
+static void on_batch_reply(void *arg, int status, const char *details, const uint8_t *resp, size_t len) {
+  struct batch_call *bc = arg;
+  struct run *r = bc->run;
+  size_t region = bc->region;
+  Qmesh__V1__BatchReply *rep = status == QM_STATUS_OK ? qmesh__v1__batch_reply__unpack(NULL, len, resp) : NULL;
+  if (status == QM_STATUS_OK && (!rep || rep->n_items != bc->n)) {
+    status = QM_STATUS_INTERNAL;
+    details = "the front's SubmitBatch reply does not match the batch";
+  }
+  r->out[bc->region].inflight--;
+  for (size_t i = 0; i < bc->n; i++) {
+    if (status != QM_STATUS_OK) slot_done(bc->items[i], status, details);
+    else slot_done(bc->items[i], (int)rep->items[i]->code, rep->items[i]->message);
+  }
+  if (rep) qmesh__v1__batch_reply__free_unpacked(rep, NULL);
+  free(bc->items);
+  free(bc);
+  flush_region(r, region); /* what gathered meanwhile goes now */
+}
+
+/* flush_region: up to opts.batch of the requests waiting for |region|'s front as one
+ * SubmitBatch. Out of memory: they keep waiting (the retry tick flushes again). */
+static void flush_region(struct run *r, size_t region) {
+  struct outbox *ob = &r->out[region];
+  size_t n = ob->n < r->o->batch ? ob->n : r->o->batch;
+  if (!n) return;
+  struct batch_call *bc = calloc(1, sizeof *bc);
+  Qmesh__V1__SubmitItem *items = malloc(n * sizeof *items);
+  Qmesh__V1__SubmitItem **ptrs = malloc(n * sizeof *ptrs);
+  uint8_t *buf = NULL;
+  if (bc) bc->items = malloc(n * sizeof *bc->items);
+  if (!bc || !bc->items || !items || !ptrs) goto out;
+  for (size_t i = 0; i < n; i++) {
+    const struct qm_stream_item *it = &ob->items[i]->item;
+    qmesh__v1__submit_item__init(&items[i]);
+    items[i].payload.data = (uint8_t *)it->payload;
+    items[i].payload.len = it->payload_len;
+    items[i].verification_context = (char *)it->context;
+    items[i].domain = (char *)it->domain;
+    items[i].sequence = it->index;
+    items[i].has_sequence = 1;
+    ptrs[i] = &items[i];
+  }
+  Qmesh__V1__SubmitBatchRequest req = QMESH__V1__SUBMIT_BATCH_REQUEST__INIT;
+  req.n_items = n;
+  req.items = ptrs;
+  size_t len = qmesh__v1__submit_batch_request__get_packed_size(&req);
+  if (!(buf = malloc(len))) goto out;
+  qmesh__v1__submit_batch_request__pack(&req, buf);
+  memcpy(bc->items, ob->items, n * sizeof *bc->items);
+  memmove(ob->items, ob->items + n, (ob->n - n) * sizeof *ob->items);
+  ob->n -= n;
+  bc->n = n;
+  bc->run = r;
+  bc->region = region;
+  unsigned timeout = r->o->timeout_ms ? r->o->timeout_ms : 10000;
+  r->res->calls++;
+  if (qm_channel_call(r->fronts[region], r->submit_batch[region], buf, len, NULL, 0, timeout, 0, on_batch_reply,
+                      bc) == 0) {
+    ob->inflight++;
+  } else { /* this attempt failed for each of them (they may fail over) */
+    for (size_t i = 0; i < n; i++) slot_done(bc->items[i], QM_STATUS_UNAVAILABLE, "cannot start the call");
+    free(bc->items);
+    free(bc);
+  }
+  bc = NULL;
+out:
+  if (bc) free(bc->items);
+  free(bc);
+  free(items);
+  free(ptrs);
+  free(buf);
+}
+
 static void send_slot(struct run *r, struct slot *s) {
+  if (r->o->batch) {
+    struct outbox *ob = &r->out[s->region];
+    ob->items[ob->n++] = s; /* room: each slot waits in at most one outbox */
+    while (ob->n && (ob->n >= r->o->batch || ob->inflight < QM_REQUESTER_BATCHES_IN_FLIGHT)) {
+      size_t before = ob->n;
+      flush_region(r, s->region);
+      if (ob->n >= before) break; /* out of memory: the tick tries again */
+    }
+    return;
+  }
+  r->res->calls++;
   char seq[24];
+
   snprintf(seq, sizeof seq, "%" PRIu64, s->item.index);
   struct qm_rpc_md md[3] = {
       {"x-verification-context", s->item.context, strlen(s->item.context)},
@@ -111,24 +222,50 @@ static void send_slot(struct run *r, struct slot *s) {
     on_reply(s, QM_STATUS_UNAVAILABLE, "cannot start the call", NULL, 0);
 }
 
+/* due_ns: paced: when request |i| is due (monotonic). */
+static int64_t due_ns(const struct run *r, uint64_t i) { return r->start_ns + (int64_t)((double)i * 1e9 / r->o->rate); }
+
 static void issue_next(struct run *r, struct slot *s) {
   if (r->issued == r->res->sent) {
     free(s);
     if (r->done == r->res->sent) qm_loop_stop(r->loop, 0);
     return;
   }
+  int64_t now = qm_mono_ns();
+  if (r->o->rate > 0 && due_ns(r, r->issued) > now) {
+    s->next_idle = r->idle; /* not due yet: the pacing tick sends it */
+    r->idle = s;
+    return;
+  }
   qm_stream_next(&r->stream, &s->item);
-  r->issued++;
   s->region = region_of(r, s->item.index);
   s->attempts = 1;
   s->busy = 0;
   if (!r->res->first_submit_ns) r->res->first_submit_ns = qm_now_ns();
-  s->submit_ns = qm_mono_ns();
+  s->submit_ns = now;
+  if (r->o->rate > 0) {
+    /* Latency from when it was due: a late start counts against the mesh, not hidden. */
+    s->submit_ns = due_ns(r, r->issued);
+    if (now - s->submit_ns > 1000000) r->res->behind++;
+  }
+  r->issued++;
   send_slot(r, s);
+}
+
+static void on_pace_tick(void *arg) {
+  struct run *r = arg;
+  while (r->idle && r->issued < r->res->sent && due_ns(r, r->issued) <= qm_mono_ns()) {
+    struct slot *s = r->idle;
+    r->idle = s->next_idle;
+    issue_next(r, s);
+  }
 }
 
 static void on_retry_tick(void *arg) {
   struct run *r = arg;
+  if (r->o->batch)
+    for (size_t i = 0; i < r->nregions; i++)
+      if (r->out[i].n && r->out[i].inflight < QM_REQUESTER_BATCHES_IN_FLIGHT) flush_region(r, i);
   int64_t now = qm_mono_ns();
   struct slot **link = &r->waiting;
   while (*link) {
@@ -166,7 +303,13 @@ int qm_requester_run(const struct qm_requester_opts *o, struct qm_requester_resu
   res->per_region = calloc(t->nregions, sizeof *res->per_region);
   r.fronts = calloc(t->nregions, sizeof *r.fronts);
   r.submit = calloc(t->nregions, sizeof *r.submit);
-  if (!res->per_region || !r.fronts || !r.submit) {
+  r.submit_batch = calloc(t->nregions, sizeof *r.submit_batch);
+  r.out = calloc(t->nregions, sizeof *r.out);
+  unsigned c = o->concurrency ? o->concurrency : 1;
+  int outboxes_ok = 1;
+  for (size_t i = 0; r.out && o->batch && i < t->nregions; i++)
+    if (!(r.out[i].items = malloc(c * sizeof *r.out[i].items))) outboxes_ok = 0;
+  if (!res->per_region || !r.fronts || !r.submit || !r.submit_batch || !r.out || !outboxes_ok) {
     rc = qm_err_set(err, -ENOMEM, "out of memory");
     goto cleanup;
   }
@@ -179,10 +322,12 @@ int qm_requester_run(const struct qm_requester_opts *o, struct qm_requester_resu
     rc = qm_channel_new(r.loop, t->regions[i].front.advertise, t->regions[i].front.id, &r.fronts[i], err);
     if (rc) goto cleanup;
     r.submit[i] = qm_channel_method(r.fronts[i], "/qmesh.v1.Front/Submit");
+    r.submit_batch[i] = qm_channel_method(r.fronts[i], "/qmesh.v1.Front/SubmitBatch");
   }
   qm_loop_add_tick(r.loop, 100, on_tick, &r);
   qm_loop_add_tick(r.loop, 2, on_retry_tick, &r);
-  unsigned c = o->concurrency ? o->concurrency : 1;
+  if (o->rate > 0) qm_loop_add_tick(r.loop, 1, on_pace_tick, &r);
+  r.start_ns = qm_mono_ns();
   if (res->sent == 0) {
     qm_loop_stop(r.loop, 0);
   } else {
@@ -203,12 +348,22 @@ int qm_requester_run(const struct qm_requester_opts *o, struct qm_requester_resu
     r.waiting = s->next_due;
     free(s);
   }
+  for (size_t i = 0; r.out && i < t->nregions; i++) /* batch mode: stopped early */
+    for (size_t j = 0; j < r.out[i].n; j++) free(r.out[i].items[j]);
+  while (r.idle) { /* paced slots left when stopped early */
+    struct slot *s = r.idle;
+    r.idle = s->next_idle;
+    free(s);
+  }
   if (o->progress) fprintf(stderr, "\r%70s\r", "");
 cleanup:
   if (r.fronts)
     for (size_t i = 0; i < t->nregions; i++) qm_channel_free(r.fronts[i]);
   free(r.fronts);
   free(r.submit);
+  free(r.submit_batch);
+  for (size_t i = 0; r.out && i < t->nregions; i++) free(r.out[i].items);
+  free(r.out);
   qm_loop_free(r.loop);
   return rc;
 }

@@ -21,6 +21,7 @@
 
 #define BENCH_TOTAL_DEFAULT 10000
 #define BENCH_ECHO_MS_DEFAULT 2000
+#define BENCH_BATCH_DEFAULT 256 /* requests per Front/SubmitBatch call; 0: unary Submit */
 #define BENCH_ECHO_WARMUP_MS 200
 #define BENCH_ECHO_PAYLOAD 64 /* about a SubmitRequest with its metadata */
 #define BENCH_TARGET_RATE 20000.0 /* issue 6: fully audited requests/s on 2 cores */
@@ -133,7 +134,8 @@ struct bench {
   size_t nregions, nproviders;
   unsigned quorum, worker_count, post_queue_max;
   uint64_t total;
-  unsigned concurrency, echo_ms;
+  unsigned concurrency, echo_ms, batch; /* batch 0: one unary Submit per request */
+  double rate;                          /* 0: closed loop; else requests/s offered (open loop) */
   /* echo */
   int echo_ran;
   struct qm_echo_result echo;
@@ -146,7 +148,7 @@ struct bench {
   struct usage self_before, self_after;
   struct role_row *rows;
   size_t nrows;
-  uint64_t attempts;          /* the requester's Submit attempts (a cross-check of calls_front) */
+  uint64_t attempts;          /* the requester's Submit/SubmitBatch calls (a cross-check of calls_front) */
   uint64_t calls_front;       /* requester -> fronts: calls the fronts accepted */
   uint64_t calls_hub;         /* fronts -> hubs */
   uint64_t calls_provider;    /* hubs -> providers */
@@ -192,7 +194,13 @@ static void print_text(const struct bench *b, struct qm_text *o) {
   qm_text_printf(o, "Topology: %s: %zu regions, %zu providers, quorum %u of %zu, WORKER_COUNT %u, POST_QUEUE_MAX %u\n",
                  b->topology_name, b->nregions, b->nproviders, b->quorum, b->nproviders, b->worker_count,
                  b->post_queue_max);
-  qm_text_printf(o, "Requests: %" PRIu64 " at concurrency %u\n\n", b->total, b->concurrency);
+  qm_text_printf(o, "Requests: %" PRIu64 " at concurrency %u, %s", b->total, b->concurrency,
+                 b->batch ? "Front/SubmitBatch" : "one Front/Submit each");
+  if (b->batch) qm_text_printf(o, " (up to %u per call)", b->batch);
+  if (b->rate > 0) qm_text_printf(o, ", offered at %.0f requests/s (open loop; %" PRIu64 " sent late)", b->rate,
+                                  b->req.behind);
+  else qm_text_printf(o, ", closed loop");
+  qm_text_printf(o, "\n\n");
 
   qm_text_printf(o, "Mesh (every role its own process; a request counts once the auditor decided it)\n");
   qm_text_printf(o, "  end-to-end rate       %10.1f requests/s (%.3f s from first submit to last decision)\n",
@@ -259,7 +267,7 @@ static void print_text(const struct bench *b, struct qm_text *o) {
                     ", duplicate %" PRIu64 ", late %" PRIu64 "\n",
                  r->votes_accepted, r->decided * b->nproviders, r->votes_rejected, r->votes_duplicate, r->votes_late);
   qm_text_printf(o, "  requester refused %" PRIu64 ", failed %" PRIu64 ", resent %" PRIu64 ", busy retries %" PRIu64
-                    ", failovers %" PRIu64 "; Submit attempts %" PRIu64 ", calls the fronts accepted %" PRIu64 "\n",
+                    ", failovers %" PRIu64 "; Submit/SubmitBatch calls %" PRIu64 ", calls the fronts accepted %" PRIu64 "\n",
                  b->req.refused, b->req.failed, b->req.resent, b->req.retried_busy, b->req.failovers, b->attempts,
                  b->calls_front);
   qm_text_printf(o, "  %s\n", nothing_lost(b) ? "nothing lost: every request sent was accepted and decided with every vote"
@@ -283,8 +291,9 @@ static void print_json(const struct bench *b, struct qm_text *o) {
   qm_text_printf(o, "\"topology\":");
   qm_text_json_string(o, b->topology_name);
   qm_text_printf(o, ",\"regions\":%zu,\"providers\":%zu,\"quorum\":%u,\"worker_count\":%u,\"post_queue_max\":%u,"
-                    "\"total\":%" PRIu64 ",\"concurrency\":%u,",
-                 b->nregions, b->nproviders, b->quorum, b->worker_count, b->post_queue_max, b->total, b->concurrency);
+                    "\"total\":%" PRIu64 ",\"concurrency\":%u,\"batch\":%u,\"rate\":%.1f,\"sent_late\":%" PRIu64 ",",
+                 b->nregions, b->nproviders, b->quorum, b->worker_count, b->post_queue_max, b->total, b->concurrency,
+                 b->batch, b->rate, b->req.behind);
   double cpu = mesh_cpu_s(b);
   qm_text_printf(o, "\"mesh\":{\"requests_per_s\":%.1f,\"e2e_seconds\":%.6f,\"latency_ms\":", e2e_rate(b),
                  r->e2e_seconds);
@@ -394,7 +403,8 @@ static int run_mesh(struct bench *b, const char *topology) {
   }
   b->self_before = read_usage(0);
   struct qm_requester_opts ro = {.topo = t, .concurrency = b->concurrency, .progress = isatty(2),
-                                 .cancel = &qm_interrupted, .latency = b->lat};
+                                 .cancel = &qm_interrupted, .latency = b->lat, .batch = b->batch,
+                                 .rate = b->rate};
   if (qm_requester_run(&ro, &b->req, &err)) {
     fprintf(stderr, "qmesh bench: requester: %s\n", err.msg);
     goto stop;
@@ -434,7 +444,7 @@ static int run_mesh(struct bench *b, const char *topology) {
   }
   b->rep.e2e_seconds = b->rep.last_decision_ns > b->req.first_submit_ns
                            ? (double)(b->rep.last_decision_ns - b->req.first_submit_ns) / 1e9 : 0;
-  b->attempts = b->req.accepted + b->req.refused + b->req.failed + b->req.resent + b->req.retried_busy;
+  b->attempts = b->req.calls;
   /* Just before stopping: CPU and peak RSS of every role process, and of this one. */
   for (size_t i = 0; i < b->nrows; i++) b->rows[i].after = read_usage(b->rows[i].child.pid);
   b->self_after = read_usage(0);
@@ -464,13 +474,15 @@ int qm_cmd_bench(int argc, char **argv) {
                                         {"total", required_argument, NULL, 'n'},
                                         {"concurrency", required_argument, NULL, 'c'},
                                         {"echo-ms", required_argument, NULL, 'e'},
+                                        {"batch", required_argument, NULL, 'b'},
+                                        {"rate", required_argument, NULL, 'r'},
                                         {"json", no_argument, NULL, 'j'},
                                         {"help", no_argument, NULL, 'h'},
                                         {NULL, 0, NULL, 0}};
   const char *topology = NULL;
-  uint64_t total = 0, concurrency = 16, echo_ms = BENCH_ECHO_MS_DEFAULT;
+  uint64_t total = 0, concurrency = 16, echo_ms = BENCH_ECHO_MS_DEFAULT, batch = BENCH_BATCH_DEFAULT, rate = 0;
   int json = 0, c;
-  while ((c = getopt_long(argc, argv, "t:n:c:e:jh", longs, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "t:n:c:e:b:r:jh", longs, NULL)) != -1) {
     switch (c) {
       case 't': topology = optarg; break;
       case 'n':
@@ -482,16 +494,26 @@ int qm_cmd_bench(int argc, char **argv) {
       case 'e':
         if (parse_count("--echo-ms", optarg, 0, 600000, &echo_ms)) return 2;
         break;
+      case 'b':
+        if (parse_count("--batch", optarg, 0, 4096, &batch)) return 2;
+        break;
+      case 'r':
+        if (parse_count("--rate", optarg, 0, 10000000, &rate)) return 2;
+        break;
       case 'j': json = 1; break;
       case 'h':
-        printf("usage: qmesh bench [--topology FILE] [--total N] [--concurrency C] [--echo-ms MS] [--json]\n"
+        printf("usage: qmesh bench [--topology FILE] [--total N] [--concurrency C] [--batch B] [--rate R]\n"
+               "                   [--echo-ms MS] [--json]\n"
                "Runs every role of the topology as its own process, sends N requests (default %d, or\n"
-               "TOTAL_REQUESTS) with C in flight (default 16), waits until the auditor decided every one,\n"
+               "TOTAL_REQUESTS) with C in flight (default 16), up to B per Front/SubmitBatch call (default\n"
+               "%d; 0: one unary Front/Submit each), as fast as they finish or, with --rate, R per second\n"
+               "on a fixed schedule (latency then counts from when each was due), waits until the auditor\n"
+               "decided every one,\n"
                "and prints requests/s from first submit to last decision, submit->ack latency (an upper\n"
                "bound on submit->decision), CPU and peak RSS per process and the counts that prove\n"
                "nothing was lost. Before that it measures a bare unary echo on the same rpc core with\n"
                "the same concurrency for MS milliseconds (default %d; 0 skips it) as the ceiling.\n",
-               BENCH_TOTAL_DEFAULT, BENCH_ECHO_MS_DEFAULT);
+               BENCH_TOTAL_DEFAULT, BENCH_BATCH_DEFAULT, BENCH_ECHO_MS_DEFAULT);
         return 0;
       default: return 2;
     }
@@ -509,6 +531,8 @@ int qm_cmd_bench(int argc, char **argv) {
   struct bench b;
   memset(&b, 0, sizeof b);
   b.concurrency = (unsigned)concurrency;
+  b.batch = (unsigned)batch;
+  b.rate = (double)rate;
   b.echo_ms = (unsigned)echo_ms;
   read_machine(&b.machine);
   if (qm_latency_new(&b.lat) || qm_latency_new(&b.echo_lat)) {

@@ -26,27 +26,33 @@ static int parse_uint(const char *prog, const char *flag, const char *v, unsigne
 int qm_cmd_demo(int argc, char **argv) {
   static const struct option longs[] = {{"topology", required_argument, NULL, 't'},
                                         {"concurrency", required_argument, NULL, 'c'},
+                                        {"batch", required_argument, NULL, 'b'},
                                         {"json", no_argument, NULL, 'j'},
                                         {"plot", required_argument, NULL, 'p'},
                                         {"http", no_argument, NULL, 'H'},
                                         {"help", no_argument, NULL, 'h'},
                                         {NULL, 0, NULL, 0}};
   const char *topology = NULL, *plot = NULL;
-  unsigned concurrency = 1;
+  unsigned concurrency = 1, batch = 0;
   int json = 0, http = 0, c;
-  while ((c = getopt_long(argc, argv, "t:c:jp:Hh", longs, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "t:c:b:jp:Hh", longs, NULL)) != -1) {
     switch (c) {
       case 't': topology = optarg; break;
       case 'c':
         if (parse_uint("qmesh demo", "--concurrency", optarg, 4096, &concurrency)) return 2;
         break;
+      case 'b':
+        if (parse_uint("qmesh demo", "--batch", optarg, 4096, &batch)) return 2;
+        break;
       case 'j': json = 1; break;
       case 'p': plot = optarg; break;
       case 'H': http = 1; break;
       case 'h':
-        printf("usage: qmesh demo [--topology FILE] [--concurrency N] [--json] [--plot FILE.svg] [--http]\n"
+        printf("usage: qmesh demo [--topology FILE] [--concurrency N] [--batch B] [--json] [--plot FILE.svg]\n"
+               "                  [--http]\n"
                "Starts every role of the topology as its own process, sends the requester's stream,\n"
                "waits until the auditor decided every request, prints the summary and stops.\n"
+               "--batch sends up to B requests per Front/SubmitBatch call (default 0: one Submit each).\n"
                "--plot writes each provider's drift statistic over the request index as SVG.\n"
                "--http serves /metrics on every role (gRPC port + 10000) and POST / on fronts (+ 20000).\n"
                "Environment overrides: TOTAL_REQUESTS FAILOVER_AT QUORUM_THRESHOLD EXPECTED_CONTEXT\n"
@@ -65,7 +71,7 @@ int qm_cmd_demo(int argc, char **argv) {
   struct qm_err err = {0};
   struct qm_requester_result res;
   struct qm_requester_opts ro = {.topo = m.topo, .concurrency = concurrency, .progress = isatty(2),
-                                 .cancel = &qm_interrupted};
+                                 .cancel = &qm_interrupted, .batch = batch};
   int code = 0;
   if (qm_requester_run(&ro, &res, &err)) {
     fprintf(stderr, "qmesh demo: requester: %s\n", err.msg);

@@ -13,12 +13,13 @@
 int main(int argc, char **argv) {
   static const struct option longs[] = {{"topology", required_argument, NULL, 't'},
                                         {"concurrency", required_argument, NULL, 'c'},
+                                        {"batch", required_argument, NULL, 'b'},
                                         {"help", no_argument, NULL, 'h'},
                                         {NULL, 0, NULL, 0}};
   const char *path = NULL;
-  uint64_t concurrency = 1;
+  uint64_t concurrency = 1, batch = 0;
   int c;
-  while ((c = getopt_long(argc, argv, "t:c:h", longs, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "t:c:b:h", longs, NULL)) != -1) {
     switch (c) {
       case 't': path = optarg; break;
       case 'c':
@@ -27,7 +28,16 @@ int main(int argc, char **argv) {
           return 2;
         }
         break;
-      case 'h': printf("usage: qmesh-requester [--topology FILE] [--concurrency N]\n"); return 0;
+      case 'b':
+        if (qm_parse_u64(optarg, &batch) || batch > 4096) {
+          fprintf(stderr, "qmesh-requester: --batch '%s': expected 0..4096\n", optarg);
+          return 2;
+        }
+        break;
+      case 'h':
+        printf("usage: qmesh-requester [--topology FILE] [--concurrency N] [--batch B]\n"
+               "--batch: up to B requests per Front/SubmitBatch call (default 0: one Submit each)\n");
+        return 0;
       default: return 2;
     }
   }
@@ -46,14 +56,15 @@ int main(int argc, char **argv) {
   qm_rpc_init();
   struct qm_requester_result res;
   struct qm_requester_opts o = {.topo = t, .concurrency = (unsigned)concurrency,
-                                .clock_seed_ns = (uint64_t)qm_now_ns(), .progress = isatty(2)};
+                                .clock_seed_ns = (uint64_t)qm_now_ns(), .progress = isatty(2),
+                                .batch = (unsigned)batch};
   rc = qm_requester_run(&o, &res, &err);
   if (rc) {
     fprintf(stderr, "qmesh-requester: %s\n", err.msg);
   } else {
     printf("sent=%" PRIu64 " accepted=%" PRIu64 " refused=%" PRIu64 " failed=%" PRIu64 " failovers=%" PRIu64
-           " resent=%" PRIu64 " byzantine=%s flip_at=%" PRId64 "\n",
-           res.sent, res.accepted, res.refused, res.failed, res.failovers, res.resent,
+           " resent=%" PRIu64 " retried_busy=%" PRIu64 " calls=%" PRIu64 " byzantine=%s flip_at=%" PRId64 "\n",
+           res.sent, res.accepted, res.refused, res.failed, res.failovers, res.resent, res.retried_busy, res.calls,
            res.byz.provider[0] ? res.byz.provider : "none", res.byz.at);
     if (res.failed || res.refused) fprintf(stderr, "qmesh-requester: last error: %s\n", res.last_error);
     qm_requester_result_free(&res);

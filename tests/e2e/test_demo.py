@@ -123,10 +123,10 @@ for name, env, margs in cases:
         fo = margs.get("failover_at", max(1, margs["total"] // 2))
         R.eq(got["hub_relays"], {"HUB_A": fo * 3, "HUB_B": (margs["total"] - fo) * 3}, name + " relays per hub")
 
-# 3. Concurrency changes timing, never counts.
+# 3. Concurrency and batching (Front/SubmitBatch) change timing, never counts.
 runs = {}
-for c in ("1", "64"):
-    p = demo(topo, dict(RANDOM_SEED=5, TOTAL_REQUESTS=400), "--json", "--concurrency", c)
+for c, extra in (("1", ()), ("64", ()), ("64 batch 16", ("--batch", "16")), ("512 batch 256", ("--batch", "256"))):
+    p = demo(topo, dict(RANDOM_SEED=5, TOTAL_REQUESTS=400), "--json", "--concurrency", c.split()[0], *extra)
     R.eq(p.returncode, 0, "concurrency %s exit" % c)
     if p.returncode == 0:
         got = json.loads(p.stdout)
@@ -134,8 +134,9 @@ for c in ("1", "64"):
         for k in ("e2e_seconds", "e2e_rate", "total_time_ms", "requester"):
             got.pop(k, None)
         runs[c] = got
-if len(runs) == 2:
-    R.eq(runs["1"], runs["64"], "concurrency 1 and 64 print identical counts")
+R.eq(len(runs), 4, "every concurrency/batch run finished")
+for c in list(runs)[1:]:
+    R.eq(runs["1"], runs[c], "concurrency 1 and %s print identical counts" % c)
 
 # 4. Three regions, five providers, 3-of-5: only the topology file changes.
 text5, _ = meshlib.topology_yaml(regions=3, providers=5, quorum=3)

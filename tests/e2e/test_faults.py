@@ -163,11 +163,12 @@ class Mesh:
                     out.append(None)
         return out
 
-    def requester(self, concurrency=8, env=None):
+    def requester(self, concurrency=8, env=None, batch=0):
         e = dict(self.env)
         e.update({k: str(v) for k, v in (env or {}).items()})
         return meshlib.spawn([os.path.join(BIN, "qmesh-requester"), "--topology", self.topo, "--concurrency",
-                              str(concurrency)], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              str(concurrency), "--batch", str(batch)], env=e, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
 
     def wait_decided(self, n, timeout=60):
         """Polls the auditor until |n| requests are decided and none is pending."""
@@ -477,10 +478,11 @@ def scenario_overload():
              name + ": disagreements equal the model")
         FIGURES[name + " (demo)"] = dict(seconds=round(took, 1), retried_busy=rq["retried_busy"],
                                          rate=js.get("e2e_rate"), decided=js["decided"])
-    # the same load on a mesh we keep, to read every role's refused_full counter
+    # the same load on a mesh we keep, to read every role's refused_full counter; this time in
+    # Front/SubmitBatch calls of up to 32, so the front refuses item by item inside a batch
     m = Mesh("overload", over, deadline_ms=10000).start_all()
     t = time.time()
-    req = m.requester(concurrency=128)
+    req = m.requester(concurrency=128, batch=32)
     rc, out, err = finish_requester(req, timeout=300)
     R.eq(rc, 0, name + ": requester exit 0 (stderr %s)" % err[-300:])
     s = m.wait_decided(total)
@@ -492,6 +494,9 @@ def scenario_overload():
         st = m.stats(rid)
         full[rid] = st.get("submit_refused_full", st.get("refused_full", 0))
     R.check(sum(full.values()) > 0, name + ": refused_full counted somewhere: %r" % full)
+    R.check(full["NUVL_A"] + full["NUVL_B"] > 0, name + ": fronts refused items of SubmitBatch calls: %r" % full)
+    R.check(int(out.get("retried_busy", 0)) > 0 and 0 < int(out.get("calls", 0)) < total,
+            name + ": the requester retried refused items, in batches: %r" % out)
     rep = reported(m, PROVIDERS)
     R.eq(sum(rep.values()), s.votes_accepted, name + ": votes accepted == sum of reported")
     R.eq((s.quorum_successes, s.quorum_failures), (want["quorum_successes"], want["quorum_failures"]),

@@ -510,6 +510,56 @@ code, message = h2_unary(FRONT, SUBMIT, body, [(b"x-domain", b"storage"), (b"x-r
 R.eq(code, 0, "the raw HTTP/2 client is a real client: a clean request is OK (%r)" % message)
 R.check(serving("NUVL_A"), "the front keeps serving after hostile metadata")
 
+# ---- the front: SubmitBatch, item by item ----
+SUBMIT_BATCH = "/qmesh.v1.Front/SubmitBatch"
+
+
+def submit_batch(items):
+    code, details, body = raw_call(FRONT, SUBMIT_BATCH, pb.SubmitBatchRequest(items=items).SerializeToString())
+    return code, details, (pb.BatchReply.FromString(body) if code == "OK" else None)
+
+
+b = stats("NUVL_A")
+good = pb.SubmitItem(payload=b'{"batch":1}', verification_context="CTX_ALPHA", domain="identity", sequence=900010,
+                     has_sequence=True)
+items = [good,
+         pb.SubmitItem(payload=b"{}", verification_context="CTX\tALPHA"),
+         pb.SubmitItem(payload=b"{}", domain="d" * 100),
+         pb.SubmitItem(payload=b"x" * 65537),
+         pb.SubmitItem(payload=b'{"batch":2}')]  # no domain: payments, no sequence: counted
+code, details, rep = submit_batch(items)
+R.eq(code, "OK", "a mixed SubmitBatch: the call succeeds (%s)" % details)
+if rep:
+    R.eq([i.code for i in rep.items], [0, 3, 3, 8, 0],
+         "a mixed SubmitBatch: one status per item (OK, INVALID_ARGUMENT x2, RESOURCE_EXHAUSTED, OK)")
+    R.eq([i.message for i in rep.items][0], "", "an accepted item gets the constant empty answer")
+    R.check("not printable" in rep.items[1].message and "too long" in rep.items[2].message and
+            "65537" in rep.items[3].message, "each refused item says why: %r" % [i.message for i in rep.items])
+dd = delta(b, stats("NUVL_A"))
+dd.pop("rpc_calls", None)
+R.eq(dd, {"submit_batch_calls": 1, "submit_accepted": 2, "submit_forwarded": 2, "submit_refused_invalid": 3,
+          "submit_without_seq": 1}, "a mixed SubmitBatch: front Stats counters moved item by item")
+deadline = time.time() + 10
+lk = None
+while time.time() < deadline:
+    lk = unary(AUD, "/qmesh.v1.Auditor/Lookup",
+               pb.LookupRequest(request_repr_hex=hashlib.sha256(b'{"batch":1}').hexdigest()), pb.LookupReply)
+    if lk.state == "decided":
+        break
+    time.sleep(0.05)
+R.eq((lk.domain, lk.state, len(lk.votes)), ("identity", "decided", 3),
+     "an item accepted in a SubmitBatch is decided with its own domain and three votes")
+for name, its, want in [("an empty SubmitBatch", [], "1 to 4096"),
+                        ("a SubmitBatch of 4097 items", [pb.SubmitItem(payload=b"{}")] * 4097, "4097")]:
+    b = stats("NUVL_A")
+    code, details, _ = submit_batch(its)
+    R.eq(code, "INVALID_ARGUMENT", "%s: status (%s)" % (name, details))
+    R.check(want in details, "%s: details say %r: %r" % (name, want, details))
+    dd = delta(b, stats("NUVL_A"))
+    dd.pop("rpc_calls", None)
+    R.eq(dd, {"submit_batch_calls": 1, "submit_refused_invalid": 1, "rpc_failed": 1}, name + ": counters moved")
+log("front SubmitBatch done")
+
 # ---- an unknown domain ----
 p_before = {p: stats(p) for p in PROVIDERS}
 s_before = summary()
@@ -534,6 +584,7 @@ GARBAGE = [b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",  # a tag varint that
            b"\x0f"]                                           # field 1, wire type 7 (no such type)
 # the methods each role serves, as its own reflection lists them (new methods are covered too)
 COUNTER = {"/qmesh.v1.Front/Submit": ("submit_refused_invalid",),
+           "/qmesh.v1.Front/SubmitBatch": ("submit_batch_calls", "submit_refused_invalid"),
            "/qmesh.v1.Hub/Relay": ("refused_invalid", "artifacts_received"),
            "/qmesh.v1.Hub/RelayBatch": ("refused_invalid",),
            "/qmesh.v1.Provider/Evaluate": ("refused_invalid",),

@@ -50,7 +50,7 @@ SERVICE_UNKNOWN = health.HealthCheckResponse.SERVICE_UNKNOWN
 ROLE_OF = {"NUVL": ("front", "Front"), "HUB": ("hub", "Hub"), "PROVIDER": ("provider", "Provider"),
            "AUDITOR": ("auditor", "Auditor")}
 # The methods each role must have (reflection may show more: the wire grows).
-METHODS = {"Front": ["Submit", "Stats"], "Hub": ["Relay", "Stats"], "Provider": ["Evaluate", "Stats"],
+METHODS = {"Front": ["Submit", "SubmitBatch", "Stats"], "Hub": ["Relay", "Stats"], "Provider": ["Evaluate", "Stats"],
            "Auditor": ["Report", "Summary", "Lookup", "Stats"]}
 UNARY = {}  # rid -> the unary methods of its own qmesh service, as reflection describes them
 COMMON = ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
@@ -346,7 +346,7 @@ def cli(*args):
 r = cli(F, "list")
 R.eq(r.stdout.split(), sorted(COMMON + ["qmesh.v1.Front"]), "probe.py list")
 r = cli(F, "list", "qmesh.v1.Front")
-R.eq(r.stdout.split(), ["qmesh.v1.Front.Submit", "qmesh.v1.Front.Stats"], "probe.py list qmesh.v1.Front")
+R.eq(r.stdout.split(), ["qmesh.v1.Front.Submit", "qmesh.v1.Front.SubmitBatch", "qmesh.v1.Front.Stats"], "probe.py list qmesh.v1.Front")
 r = cli(F, "describe", "qmesh.v1.Front")
 R.check(r.returncode == 0 and "rpc Submit ( .qmesh.v1.SubmitRequest ) returns ( .qmesh.v1.SubmitReply );" in r.stdout,
         "probe.py describe qmesh.v1.Front: %r" % r.stdout)
