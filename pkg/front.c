@@ -29,6 +29,9 @@ struct front {
 #define QM_FRONT_BATCH_MAX 256     /* artifacts per RelayBatch */
 #define QM_FRONT_BATCHES_IN_FLIGHT 2 /* send at once while fewer are in flight (Nagle-like) */
 #define QM_SUBMIT_BATCH_MAX 4096     /* items per SubmitBatch call */
+/* Batches leave on arrival or on a hub reply; the tick only retries one that could not be
+ * built (out of memory), so it need not wake an idle front often. */
+#define QM_FRONT_RETRY_MS 50
 
 /* A SubmitBatch call being answered item by item: it replies once every item has its status. */
 struct submit_batch {
@@ -385,7 +388,7 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   qm_channel_set_limits(f->hub, f->topo->worker_count, f->topo->post_queue_max);
   f->relay_batch = qm_channel_method(f->hub, "/qmesh.v1.Hub/RelayBatch");
   f->pending = calloc(QM_FRONT_BATCH_MAX, sizeof *f->pending);
-  if (!f->pending || qm_loop_add_tick(qm_role_loop(r), 2, on_tick, f)) {
+  if (!f->pending || qm_loop_add_tick(qm_role_loop(r), QM_FRONT_RETRY_MS, on_tick, f)) {
     qm_channel_free(f->hub);
     free(f->pending);
     free(f);
