@@ -12,8 +12,9 @@
 #include "rpc.h"
 #include "sign.h"
 
-#define QM_BATCH_MAX 256          /* votes per signed batch */
-#define QM_BATCHES_IN_FLIGHT 2    /* send at once while fewer batches are in flight */
+#define QM_BATCH_MAX 1024            /* votes per signed batch */
+#define QM_BATCH_BYTES_MAX (1 << 20) /* Outcome bytes per batch (the auditor takes 4 MiB) */
+#define QM_BATCHES_IN_FLIGHT 1       /* send at once while fewer batches are in flight */
 
 struct qm_batcher_counters {
   uint64_t *reported;      /* votes the auditor took (accepted, duplicate or late) */
@@ -36,6 +37,11 @@ typedef void (*qm_vote_done_fn)(void *arg, int status, const char *why);
 /* qm_batcher_add: queues |outcome| (the serialized Outcome, copied); |done(arg, ...)| runs
  * when the auditor answered for this vote. 0 or -ENOMEM (then |done| never runs). */
 int qm_batcher_add(struct qm_batcher *b, const uint8_t *outcome, size_t len, qm_vote_done_fn done, void *arg);
+/* qm_batcher_hold / qm_batcher_release: between them, votes only gather (unless a batch is
+ * full); release sends what gathered if the in-flight bound allows. A caller adding many
+ * votes at once (one EvaluateBatch) holds, so they share one signature. Nestable. */
+void qm_batcher_hold(struct qm_batcher *b);
+void qm_batcher_release(struct qm_batcher *b);
 /* qm_batcher_tick: resends due retries and flushes what waits; call it every few ms. */
 void qm_batcher_tick(struct qm_batcher *b, int stopping);
 size_t qm_batcher_pending(const struct qm_batcher *b);

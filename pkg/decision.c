@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -53,12 +54,34 @@ static EVP_MAC_CTX *keyed_ctx(EVP_MAC *mac, const uint8_t *key, size_t len, cons
   return ctx;
 }
 
+/* repr_hex: the 64 lower-case hex digits of the material (no NUL). */
+static void repr_hex(const uint8_t repr[32], char hex[64]) {
+  static const char hexdigits[] = "0123456789abcdef";
+  for (int i = 0; i < 32; i++) {
+    hex[2 * i] = hexdigits[repr[i] >> 4];
+    hex[2 * i + 1] = hexdigits[repr[i] & 0x0f];
+  }
+}
+
+/* score_of: the reference's arithmetic on the digest. */
+static double score_of(const uint8_t d[32], const char *context, size_t context_len,
+                       const char *expected, size_t expected_len) {
+  uint64_t n = 0;
+  for (int i = 0; i < 8; i++)
+    n = n << 8 | d[i];
+  /* Python: (n % 10_000_000) / 10_000_000.0; the remainder is exact in a double. */
+  double score = (double)(n % 10000000U) / 10000000.0;
+  if (context_len == expected_len &&
+      (expected_len == 0 || memcmp(context, expected, expected_len) == 0))
+    score += 0.15;
+  return score < 1.0 ? score : 1.0; /* min(score, 1.0) */
+}
+
 /* hmac_material: HMAC-SHA256(secret, "{id}|{domain}|{hex(repr)}|{context}") into |out|,
  * fed piece by piece so the material needs no buffer. Returns 0 or -ENOMEM / -EIO. */
 static int hmac_material(const uint8_t *secret, size_t secret_len, const char *provider_id,
                          const char *domain, const uint8_t repr[32], const char *context,
                          size_t context_len, uint8_t out[32]) {
-  static const char hexdigits[] = "0123456789abcdef";
   static const uint8_t empty_key[1] = {0};
   char hex[64];
   char digest_name[] = "SHA256";
@@ -68,10 +91,7 @@ static int hmac_material(const uint8_t *secret, size_t secret_len, const char *p
   size_t outlen = 0;
   int rc = -EIO;
 
-  for (int i = 0; i < 32; i++) {
-    hex[2 * i] = hexdigits[repr[i] >> 4];
-    hex[2 * i + 1] = hexdigits[repr[i] & 0x0f];
-  }
+  repr_hex(repr, hex);
   params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0);
   params[1] = OSSL_PARAM_construct_end();
 
@@ -108,22 +128,10 @@ int qm_decision_score_checked(const uint8_t *secret, size_t secret_len,
                               const uint8_t repr[32], const char *context, size_t context_len,
                               const char *expected_context, double *out) {
   uint8_t d[32];
-  uint64_t n = 0;
-  size_t expected_len = strlen(expected_context);
-  double score;
-  int rc;
-
-  rc = hmac_material(secret, secret_len, provider_id, domain, repr, context, context_len, d);
+  int rc = hmac_material(secret, secret_len, provider_id, domain, repr, context, context_len, d);
   if (rc)
     return rc;
-  for (int i = 0; i < 8; i++)
-    n = n << 8 | d[i];
-  /* Python: (n % 10_000_000) / 10_000_000.0; the remainder is exact in a double. */
-  score = (double)(n % 10000000U) / 10000000.0;
-  if (context_len == expected_len &&
-      (expected_len == 0 || memcmp(context, expected_context, expected_len) == 0))
-    score += 0.15;
-  *out = score < 1.0 ? score : 1.0; /* min(score, 1.0) */
+  *out = score_of(d, context, context_len, expected_context, strlen(expected_context));
   return 0;
 }
 
@@ -135,6 +143,95 @@ double qm_decision_score(const uint8_t *secret, size_t secret_len, const char *p
                                 context_len, expected_context, &score))
     return -1.0;
   return score;
+}
+
+struct qm_scorer {
+  EVP_MAC_CTX *mac; /* keyed once; EVP_MAC_init with no key restarts it with the same key */
+  char *id_bar;     /* "{provider_id}|", the material's constant head */
+  size_t id_bar_len;
+  char *expected;
+  size_t expected_len;
+};
+
+int qm_scorer_new(const uint8_t *secret, size_t secret_len, const char *provider_id,
+                  const char *expected_context, struct qm_scorer **out) {
+  static const uint8_t empty_key[1] = {0};
+  char digest_name[] = "SHA256";
+  OSSL_PARAM params[2] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+                          OSSL_PARAM_construct_end()};
+  struct qm_scorer *s = calloc(1, sizeof *s);
+  if (!s)
+    return -ENOMEM;
+  size_t id_len = strlen(provider_id);
+  s->id_bar_len = id_len + 1;
+  s->expected_len = strlen(expected_context);
+  s->id_bar = malloc(s->id_bar_len);
+  s->expected = malloc(s->expected_len + 1);
+  pthread_once(&hmac_once, fetch_hmac);
+  int rc = -ENOMEM;
+  if (s->id_bar && s->expected && hmac_impl && (s->mac = EVP_MAC_CTX_new(hmac_impl))) {
+    memcpy(s->id_bar, provider_id, id_len);
+    s->id_bar[id_len] = '|';
+    memcpy(s->expected, expected_context, s->expected_len + 1);
+    rc = EVP_MAC_init(s->mac, secret_len ? secret : empty_key, secret_len, params) ? 0 : -EIO;
+  }
+  if (rc) {
+    qm_scorer_free(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+/* QM_SCORER_INLINE: material up to this size is hashed from one stack buffer (one update);
+ * longer material (hostile domains or contexts) is fed piece by piece. */
+#define QM_SCORER_INLINE 512
+
+int qm_scorer_score(struct qm_scorer *s, const char *domain, size_t domain_len,
+                    const uint8_t repr[32], const char *context, size_t context_len, double *out) {
+  uint8_t d[32];
+  size_t dlen = 0;
+  char hex[64];
+  repr_hex(repr, hex);
+  if (!EVP_MAC_init(s->mac, NULL, 0, NULL))
+    return -EIO;
+  size_t total = s->id_bar_len + domain_len + 1 + sizeof hex + 1 + context_len;
+  int ok;
+  if (total <= QM_SCORER_INLINE) {
+    char m[QM_SCORER_INLINE], *p = m;
+    memcpy(p, s->id_bar, s->id_bar_len);
+    p += s->id_bar_len;
+    if (domain_len)
+      memcpy(p, domain, domain_len);
+    p += domain_len;
+    *p++ = '|';
+    memcpy(p, hex, sizeof hex);
+    p += sizeof hex;
+    *p++ = '|';
+    if (context_len)
+      memcpy(p, context, context_len);
+    ok = EVP_MAC_update(s->mac, (const unsigned char *)m, total);
+  } else {
+    ok = EVP_MAC_update(s->mac, (const unsigned char *)s->id_bar, s->id_bar_len) &&
+         EVP_MAC_update(s->mac, (const unsigned char *)domain, domain_len) &&
+         EVP_MAC_update(s->mac, (const unsigned char *)"|", 1) &&
+         EVP_MAC_update(s->mac, (const unsigned char *)hex, sizeof hex) &&
+         EVP_MAC_update(s->mac, (const unsigned char *)"|", 1) &&
+         (!context_len || EVP_MAC_update(s->mac, (const unsigned char *)context, context_len));
+  }
+  if (!ok || !EVP_MAC_final(s->mac, d, &dlen, sizeof d) || dlen != 32)
+    return -EIO;
+  *out = score_of(d, context, context_len, s->expected, s->expected_len);
+  return 0;
+}
+
+void qm_scorer_free(struct qm_scorer *s) {
+  if (!s)
+    return;
+  EVP_MAC_CTX_free(s->mac); /* OpenSSL cleanses the keyed state */
+  free(s->id_bar);
+  free(s->expected);
+  free(s);
 }
 
 int qm_decision_initiated(double score, double threshold, int byzantine, uint64_t sequence,

@@ -8,16 +8,20 @@
 
 #include "batcher.h"
 #include "decision.h"
+#include "pb_arena.h"
 #include "qmesh/v1/qmesh.pb-c.h"
 #include "roles.h"
 #include "sign.h"
 #include "stream.h"
+#include "vote_wire.h"
 
 struct provider {
   struct qm_role *role;
   const struct qm_topology *topo;
   const struct qm_provider *self;
   struct qm_key *key;
+  struct qm_scorer *scorer; /* keyed with this provider's score secret once */
+  size_t id_len;
   struct qm_channel *auditor;
   struct qm_batcher *batcher; /* votes to the auditor, signed per batch */
   int byzantine;
@@ -28,6 +32,10 @@ struct provider {
   const char **hub_ids; /* the peers allowed to ask for an evaluation (mutual TLS) */
   uint64_t **initiated_by_domain; /* per topology domain */
   char **counter_names;
+  /* Decoding scratch: an ArtifactBatch and the Artifact being decided, without a malloc per
+   * field (what does not fit spills to malloc). */
+  struct qm_pb_arena batch_arena, artifact_arena;
+  uint8_t batch_buf[64 << 10], artifact_buf[4 << 10];
 };
 
 static void on_tick(void *arg) {
@@ -41,28 +49,35 @@ static size_t domain_index(const struct qm_topology *t, const char *domain) {
   return t->ndomains;
 }
 
+/* The Outcome bytes are built on the stack when they fit (every real one does). */
+#define QM_OUTCOME_STACK 512
+
 /* decide: the provider's whole authority over one Artifact: score, threshold, the Byzantine
- * flip, and the Outcome bytes to sign. Returns a gRPC status (|why| filled when not OK);
- * on OK |*outcome| is malloc'd. */
-static int decide(struct provider *p, const uint8_t *req, size_t len, uint8_t **outcome, size_t *olen, char *why,
+ * flip, and the Outcome bytes to sign, queued to the batcher with |done(arg)|. Returns a gRPC
+ * status (|why| filled when not OK; then |done| never runs). */
+static int decide(struct provider *p, const uint8_t *req, size_t len, qm_vote_done_fn done, void *arg, char *why,
                   size_t cap) {
-  Qmesh__V1__Artifact *a = qmesh__v1__artifact__unpack(NULL, len, req);
+  struct qm_pb_arena *arena = &p->artifact_arena;
+  Qmesh__V1__Artifact *a = qmesh__v1__artifact__unpack(&arena->alloc, len, req);
   if (!a) {
+    qm_pb_arena_release(arena, NULL);
     (*p->refused_invalid)++;
     snprintf(why, cap, "malformed Artifact");
     return QM_STATUS_INVALID_ARGUMENT;
   }
+  int status = QM_STATUS_OK;
   if (a->request_repr.len != 32) {
     (*p->refused_invalid)++;
     snprintf(why, cap, "request_repr must be 32 bytes, got %zu", a->request_repr.len);
-    qmesh__v1__artifact__free_unpacked(a, NULL);
-    return QM_STATUS_INVALID_ARGUMENT;
+    status = QM_STATUS_INVALID_ARGUMENT;
+    goto out;
   }
   (*p->evaluated)++;
   const struct qm_topology *t = p->topo;
-  double score = qm_decision_score(p->self->score_secret, p->self->score_secret_len, p->self->ep.id, a->domain,
-                                   a->request_repr.data, a->verification_context, strlen(a->verification_context),
-                                   t->expected_context);
+  double score = -1.0; /* OpenSSL failing (out of memory) scores below every threshold, as before */
+  size_t domain_len = strlen(a->domain);
+  qm_scorer_score(p->scorer, a->domain, domain_len, a->request_repr.data, a->verification_context,
+                  strlen(a->verification_context), &score);
   size_t d = domain_index(t, a->domain);
   if (d == t->ndomains) (*p->unknown_domain)++;
   double threshold = qm_topology_threshold(t, a->domain);
@@ -73,23 +88,31 @@ static int decide(struct provider *p, const uint8_t *req, size_t len, uint8_t **
     (*p->initiated)++;
     if (d < t->ndomains) (*p->initiated_by_domain[d])++;
   }
-  Qmesh__V1__Outcome o = QMESH__V1__OUTCOME__INIT;
-  o.request_repr = a->request_repr;
-  o.provider_id = (char *)p->self->ep.id;
-  o.domain = a->domain;
-  o.initiated = initiated;
-  o.sequence = a->sequence;
-  o.decided_unix_nanos = qm_now_ns();
-  *olen = qmesh__v1__outcome__get_packed_size(&o);
-  *outcome = malloc(*olen ? *olen : 1);
-  int status = QM_STATUS_OK;
-  if (*outcome) {
-    qmesh__v1__outcome__pack(&o, *outcome); /* these bytes are what gets signed */
-  } else {
+  struct qm_outcome_fields o = {.request_repr = a->request_repr.data,
+                                .repr_len = a->request_repr.len,
+                                .provider_id = p->self->ep.id,
+                                .provider_id_len = p->id_len,
+                                .domain = a->domain,
+                                .domain_len = domain_len,
+                                .initiated = initiated,
+                                .sequence = a->sequence,
+                                .decided_unix_nanos = qm_now_ns()};
+  size_t olen = qm_outcome_wire_len(&o);
+  uint8_t stack[QM_OUTCOME_STACK], *outcome = olen <= sizeof stack ? stack : malloc(olen);
+  if (!outcome) {
     snprintf(why, cap, "out of memory");
     status = QM_STATUS_RESOURCE_EXHAUSTED;
+    goto out;
   }
-  qmesh__v1__artifact__free_unpacked(a, NULL);
+  qm_outcome_wire_put(&o, outcome); /* these bytes are what gets signed */
+  if (qm_batcher_add(p->batcher, outcome, olen, done, arg)) {
+    (*p->refused_full)++;
+    snprintf(why, cap, "provider %s: too many votes waiting for the auditor", p->self->ep.id);
+    status = QM_STATUS_RESOURCE_EXHAUSTED;
+  }
+  if (outcome != stack) free(outcome);
+out:
+  qm_pb_arena_release(arena, &a->base);
   return status;
 }
 
@@ -110,19 +133,9 @@ static void unary_done(void *arg, int status, const char *why) {
 static void on_evaluate(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
   struct provider *p = ctx;
   char why[200];
-  uint8_t *outcome = NULL;
-  size_t olen = 0;
   if (!peer_ok(p, call)) return;
-  int status = decide(p, req, len, &outcome, &olen, why, sizeof why);
-  if (status == QM_STATUS_OK && qm_batcher_add(p->batcher, outcome, olen, unary_done, call)) {
-    status = QM_STATUS_RESOURCE_EXHAUSTED;
-    snprintf(why, sizeof why, "provider %s: too many votes waiting for the auditor", qm_role_id(p->role));
-  }
-  if (status != QM_STATUS_OK) {
-    if (status == QM_STATUS_RESOURCE_EXHAUSTED) (*p->refused_full)++;
-    qm_call_fail(call, status, "%s", why);
-  }
-  free(outcome);
+  int status = decide(p, req, len, unary_done, call, why, sizeof why);
+  if (status != QM_STATUS_OK) qm_call_fail(call, status, "%s", why);
 }
 
 /* A batch of artifacts from a hub: one reply when every vote has an answer. */
@@ -175,8 +188,9 @@ static void item_done(void *arg, int status, const char *why) {
 static void on_evaluate_batch(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
   struct provider *p = ctx;
   if (!peer_ok(p, call)) return;
-  Qmesh__V1__ArtifactBatch *in = qmesh__v1__artifact_batch__unpack(NULL, len, req);
+  Qmesh__V1__ArtifactBatch *in = qmesh__v1__artifact_batch__unpack(&p->batch_arena.alloc, len, req);
   if (!in) {
+    qm_pb_arena_release(&p->batch_arena, NULL);
     (*p->refused_invalid)++;
     qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "malformed ArtifactBatch");
     return;
@@ -184,28 +198,22 @@ static void on_evaluate_batch(void *ctx, struct qm_call *call, const uint8_t *re
   struct eval_batch *eb = calloc(1, sizeof *eb + in->n_artifacts * sizeof eb->items[0]);
   if (!eb) {
     qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    qmesh__v1__artifact_batch__free_unpacked(in, NULL);
+    qm_pb_arena_release(&p->batch_arena, &in->base);
     return;
   }
   eb->p = p;
   eb->call = call;
   eb->n = in->n_artifacts;
   eb->remaining = in->n_artifacts + 1; /* +1: held until every item was started */
+  qm_batcher_hold(p->batcher);         /* the whole call's votes share one signature */
   for (size_t i = 0; i < in->n_artifacts; i++) {
     struct eval_item *it = &eb->items[i];
     it->batch = eb;
-    uint8_t *outcome = NULL;
-    size_t olen = 0;
-    int status = decide(p, in->artifacts[i].data, in->artifacts[i].len, &outcome, &olen, it->why, sizeof it->why);
-    if (status == QM_STATUS_OK && qm_batcher_add(p->batcher, outcome, olen, item_done, it)) {
-      (*p->refused_full)++;
-      status = QM_STATUS_RESOURCE_EXHAUSTED;
-      snprintf(it->why, sizeof it->why, "too many votes waiting for the auditor");
-    }
-    free(outcome);
+    int status = decide(p, in->artifacts[i].data, in->artifacts[i].len, item_done, it, it->why, sizeof it->why);
     if (status != QM_STATUS_OK) item_done(it, status, it->why);
   }
-  qmesh__v1__artifact_batch__free_unpacked(in, NULL);
+  qm_pb_arena_release(&p->batch_arena, &in->base);
+  qm_batcher_release(p->batcher);
   if (--eb->remaining == 0) finish_batch(eb);
 }
 
@@ -214,6 +222,7 @@ static void teardown(void *state) {
   qm_batcher_free(p->batcher);
   qm_channel_free(p->auditor);
   qm_key_free(p->key);
+  qm_scorer_free(p->scorer);
   if (p->counter_names) /* counters keep pointing at these names until exit */
     for (size_t i = 0; i < p->topo->ndomains; i++) free(p->counter_names[i]);
   free(p->counter_names);
@@ -242,6 +251,9 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   p->role = r;
   p->topo = qm_role_topology(r);
   p->self = qm_topology_find_provider(p->topo, qm_role_id(r));
+  p->id_len = strlen(p->self->ep.id);
+  qm_pb_arena_init(&p->batch_arena, p->batch_buf, sizeof p->batch_buf);
+  qm_pb_arena_init(&p->artifact_arena, p->artifact_buf, sizeof p->artifact_buf);
   char path[QM_PATH_MAX + QM_ID_MAX + 8];
   int rc = 0;
   if (p->self->signing_key[0]) snprintf(path, sizeof path, "%s", p->self->signing_key);
@@ -252,9 +264,13 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   if (!rc && !p->self->score_secret_len)
     rc = qm_err_set(err, -ENOENT, "%s: provider %s has no score secret (score_secret or score_secret_file)",
                     p->topo->source, p->self->ep.id);
+  if (!rc && qm_scorer_new(p->self->score_secret, p->self->score_secret_len, p->self->ep.id, p->topo->expected_context,
+                           &p->scorer))
+    rc = qm_err_set(err, -ENOMEM, "provider %s: cannot key the scorer", p->self->ep.id);
   if (!rc) rc = resolve_byzantine(p, err);
   if (!rc) rc = qm_channel_new(qm_role_loop(r), p->topo->auditor.advertise, p->topo->auditor.id, &p->auditor, err);
-  if (!rc) rc = qm_loop_add_tick(qm_role_loop(r), 5, on_tick, p);
+  /* retries back off by 50 ms at least; the loop wakes every 20 ms anyway */
+  if (!rc) rc = qm_loop_add_tick(qm_role_loop(r), 20, on_tick, p);
   if (rc) {
     teardown(p);
     return rc;
