@@ -12,6 +12,7 @@
 
 #define MAGIC "QMA1"
 #define HEAD 8 /* magic + length */
+#define QM_AUDIT_KEEP_BUF (1u << 20)
 
 struct qm_audit_log {
   int fd;
@@ -19,6 +20,8 @@ struct qm_audit_log {
   uint8_t last_hash[32];
   uint64_t records;
   int dirty;
+  uint8_t *buf; /* kept between appends: a batch's records are framed here, then written */
+  size_t cap;
 };
 
 int qm_fsync_policy_parse(const char *s, enum qm_fsync_policy *out) {
@@ -31,17 +34,10 @@ int qm_fsync_policy_parse(const char *s, enum qm_fsync_policy *out) {
 
 static void chain(const uint8_t prev[32], const uint8_t head[HEAD], const uint8_t *rec, size_t len,
                   uint8_t out[32]) {
-  /* SHA-256(prev || length || bytes), computed over one contiguous buffer. */
-  uint8_t *buf = malloc(32 + 4 + len);
-  if (!buf) {
-    memset(out, 0, 32);
-    return;
-  }
-  memcpy(buf, prev, 32);
-  memcpy(buf + 32, head + 4, 4);
-  memcpy(buf + 36, rec, len);
-  qm_sha256(buf, 36 + len, out);
-  free(buf);
+  /* SHA-256(prev || length || bytes), hashed part by part. */
+  const void *parts[3] = {prev, head + 4, rec};
+  size_t lens[3] = {32, 4, len};
+  if (qm_sha256_parts(parts, lens, 3, out)) memset(out, 0, 32);
 }
 
 static int read_full(FILE *f, uint8_t *buf, size_t n) { return fread(buf, 1, n, f) == n ? 0 : -1; }
@@ -130,8 +126,13 @@ int qm_audit_log_append_many(struct qm_audit_log *log, const uint8_t *const *rec
     total += HEAD + lens[i] + 32;
   }
   if (!n) return 0;
-  uint8_t *buf = malloc(total);
-  if (!buf) return -ENOMEM;
+  if (total > log->cap) {
+    uint8_t *grown = realloc(log->buf, total);
+    if (!grown) return -ENOMEM;
+    log->buf = grown;
+    log->cap = total;
+  }
+  uint8_t *buf = log->buf;
   uint8_t hash[32];
   memcpy(hash, log->last_hash, 32);
   size_t at = 0;
@@ -163,7 +164,11 @@ int qm_audit_log_append_many(struct qm_audit_log *log, const uint8_t *const *rec
     log->dirty = 1;
     if (log->policy == QM_FSYNC_ALWAYS && fdatasync(log->fd) != 0) rc = -errno;
   }
-  free(buf);
+  if (log->cap > QM_AUDIT_KEEP_BUF) { /* a rare huge batch does not pin its buffer */
+    free(log->buf);
+    log->buf = NULL;
+    log->cap = 0;
+  }
   return rc;
 }
 
@@ -183,5 +188,6 @@ void qm_audit_log_close(struct qm_audit_log *log) {
   if (!log) return;
   if (log->policy != QM_FSYNC_NEVER) fdatasync(log->fd);
   close(log->fd);
+  free(log->buf);
   free(log);
 }

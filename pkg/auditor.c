@@ -10,10 +10,25 @@
 #include "hash.h"
 #include "qmesh/v1/qmesh.pb-c.h"
 #include "report_check.h"
+#include "report_wire.h"
 #include "roles.h"
 #include "sign.h"
 
 #define QM_AUDITOR_TICK_MS 20
+
+/* What one ReportBatch needs per vote, kept between calls: the loop thread serves one call at
+ * a time, and batches are alike in size. */
+struct batch_scratch {
+  size_t cap;
+  struct qm_signed_view *views;
+  struct qm_vote *votes;     /* the votes that passed the gate, in order */
+  const uint8_t **raw;       /* and their own bytes, for the log */
+  size_t *raw_len;
+  int *status, *rcs, *result; /* per vote: gRPC status, the books' answer, ReportReply result */
+  char (*why)[160];
+  uint8_t *reply;
+  size_t reply_cap;
+};
 
 struct auditor {
   struct qm_role *role;
@@ -22,25 +37,26 @@ struct auditor {
   const char **provider_ids;
   struct qm_root_cache roots; /* batch roots verified already */
   struct qm_auditor_state *state;
+  struct batch_scratch scratch;
   uint64_t *rejected_malformed, *rejected_unknown_signer, *rejected_bad_signature,
       *rejected_signer_mismatch, *refused_full, *refused_unauthorized, *accepted, *duplicate, *late, *log_failed, *replayed;
 };
 
 /* check_vote: one vote through the gate: signature (or batch root), attribution, size, and
  * with TLS the caller's identity. Returns a gRPC status; |why| says what was refused. */
-static int check_vote(struct auditor *a, const Qmesh__V1__SignedOutcome *so, size_t raw_len, const char *peer,
-                      struct qm_vote *v, char *why, size_t cap) {
-  switch (qm_report_check_decoded(so, a->topo, a->keys, &a->roots, v, why, cap)) {
+static int check_vote(struct auditor *a, const struct qm_signed_view *so, const char *peer, struct qm_vote *v,
+                      char *why, size_t cap) {
+  switch (qm_report_check_view(so, a->topo, a->keys, &a->roots, v, why, cap)) {
     case QM_REPORT_OK: break;
     case QM_REPORT_MALFORMED: (*a->rejected_malformed)++; return QM_STATUS_INVALID_ARGUMENT;
     case QM_REPORT_UNKNOWN_SIGNER: (*a->rejected_unknown_signer)++; return QM_STATUS_UNAUTHENTICATED;
     case QM_REPORT_BAD_SIGNATURE: (*a->rejected_bad_signature)++; return QM_STATUS_UNAUTHENTICATED;
     case QM_REPORT_SIGNER_MISMATCH: (*a->rejected_signer_mismatch)++; return QM_STATUS_PERMISSION_DENIED;
   }
-  if (raw_len > QM_AUDIT_RECORD_MAX) {
+  if (so->raw.n > QM_AUDIT_RECORD_MAX) {
     /* No genuine vote is that large: refuse it for good rather than as a log failure. */
     (*a->rejected_malformed)++;
-    snprintf(why, cap, "a vote of %zu bytes exceeds %d", raw_len, QM_AUDIT_RECORD_MAX);
+    snprintf(why, cap, "a vote of %zu bytes exceeds %d", so->raw.n, QM_AUDIT_RECORD_MAX);
     return QM_STATUS_INVALID_ARGUMENT;
   }
   if (qm_rpc_tls_enabled() && strcmp(peer, a->topo->providers[v->provider].ep.id) != 0) {
@@ -86,16 +102,15 @@ static void on_report(void *ctx, struct qm_call *call, const uint8_t *req, size_
   struct auditor *a = ctx;
   char why[256], peer[QM_ID_MAX] = "";
   if (!peer_ok(a, call, peer, sizeof peer)) return;
-  Qmesh__V1__SignedOutcome *so = qmesh__v1__signed_outcome__unpack(NULL, len, req);
-  if (!so) {
+  struct qm_signed_view so;
+  if (qm_wire_signed(req, len, &so)) {
     (*a->rejected_malformed)++;
     qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "malformed SignedOutcome (%zu bytes)", len);
     return;
   }
   int result = 0;
   struct qm_vote v;
-  int status = check_vote(a, so, len, peer, &v, why, sizeof why);
-  qmesh__v1__signed_outcome__free_unpacked(so, NULL);
+  int status = check_vote(a, &so, peer, &v, why, sizeof why);
   if (status == QM_STATUS_OK) status = booked(a, qm_auditor_state_vote(a->state, req, len, &v), &result, why, sizeof why);
   if (status != QM_STATUS_OK) {
     qm_call_fail(call, status, "%s", why);
@@ -107,101 +122,100 @@ static void on_report(void *ctx, struct qm_call *call, const uint8_t *req, size_
   qm_call_reply(call, buf, qmesh__v1__report_reply__pack(&reply, buf));
 }
 
-/* on_report_batch: many votes, one reply each; a refused vote does not refuse the others. */
+static void scratch_free(struct batch_scratch *s) {
+  free(s->views);
+  free(s->votes);
+  free(s->raw);
+  free(s->raw_len);
+  free(s->status);
+  free(s->rcs);
+  free(s->result);
+  free(s->why);
+  free(s->reply);
+  memset(s, 0, sizeof *s);
+}
+
+/* scratch_fit: room for |n| votes; 0 or -ENOMEM (then empty). */
+static int scratch_fit(struct batch_scratch *s, size_t n) {
+  if (n <= s->cap) return 0;
+  size_t cap = s->cap ? s->cap : 64;
+  while (cap < n) cap *= 2;
+  scratch_free(s);
+  s->views = malloc(cap * sizeof *s->views);
+  s->votes = malloc(cap * sizeof *s->votes);
+  s->raw = malloc(cap * sizeof *s->raw);
+  s->raw_len = malloc(cap * sizeof *s->raw_len);
+  s->status = malloc(cap * sizeof *s->status);
+  s->rcs = malloc(cap * sizeof *s->rcs);
+  s->result = malloc(cap * sizeof *s->result);
+  s->why = malloc(cap * sizeof *s->why);
+  if (!s->views || !s->votes || !s->raw || !s->raw_len || !s->status || !s->rcs || !s->result || !s->why) {
+    scratch_free(s);
+    return -ENOMEM;
+  }
+  s->cap = cap;
+  return 0;
+}
+
+/* reply_batch: one ReportReply per vote, in order, encoded straight into the scratch. */
+static void reply_batch(struct auditor *a, struct qm_call *call, size_t n) {
+  struct batch_scratch *s = &a->scratch;
+  size_t len = 0;
+  for (size_t k = 0, i = 0; i < n; i++) {
+    s->result[i] = 0;
+    if (s->status[i] == QM_STATUS_OK) s->status[i] = booked(a, s->rcs[k++], &s->result[i], s->why[i], sizeof s->why[i]);
+    if (s->status[i] != QM_STATUS_OK) s->result[i] = QMESH__V1__REPORT_REPLY__RESULT__REJECTED;
+    len += qm_wire_batch_reply_len(s->result[i], s->status[i] ? s->why[i] : NULL, (uint32_t)s->status[i]);
+  }
+  if (len > s->reply_cap || !s->reply) {
+    free(s->reply);
+    s->reply_cap = len ? len : 1;
+    s->reply = malloc(s->reply_cap);
+    if (!s->reply) {
+      s->reply_cap = 0;
+      qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      return;
+    }
+  }
+  uint8_t *at = s->reply;
+  for (size_t i = 0; i < n; i++)
+    at = qm_wire_batch_reply_put(at, s->result[i], s->status[i] ? s->why[i] : NULL, (uint32_t)s->status[i]);
+  qm_call_reply(call, s->reply, len);
+}
+
+/* on_report_batch: many votes, one reply each; a refused vote does not refuse the others.
+ * The votes are read in place (each one's own bytes go to the log as received). */
 static void on_report_batch(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
   struct auditor *a = ctx;
+  struct batch_scratch *s = &a->scratch;
   char peer[QM_ID_MAX] = "";
   if (!peer_ok(a, call, peer, sizeof peer)) return;
-  Qmesh__V1__SignedOutcomeBatch *batch = qmesh__v1__signed_outcome_batch__unpack(NULL, len, req);
-  if (!batch) {
+  size_t n = 0;
+  int rc = qm_wire_batch(req, len, s->views, s->cap, &n);
+  if (!rc && n > s->cap) {
+    if (scratch_fit(s, n)) {
+      qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      return;
+    }
+    rc = qm_wire_batch(req, len, s->views, s->cap, &n);
+  }
+  if (rc) {
     (*a->rejected_malformed)++;
     qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "malformed SignedOutcomeBatch (%zu bytes)", len);
     return;
   }
-  size_t n = batch->n_votes;
-  Qmesh__V1__ReportReply *replies = calloc(n ? n : 1, sizeof *replies);
-  Qmesh__V1__ReportReply **rp = calloc(n ? n : 1, sizeof *rp);
-  char (*why)[160] = calloc(n ? n : 1, sizeof *why);
-  struct qm_vote *votes = calloc(n ? n : 1, sizeof *votes);
-  uint8_t **raws = calloc(n ? n : 1, sizeof *raws);
-  size_t *raw_lens = calloc(n ? n : 1, sizeof *raw_lens);
-  int *status = calloc(n ? n : 1, sizeof *status), *rcs = calloc(n ? n : 1, sizeof *rcs);
-  size_t *which = calloc(n ? n : 1, sizeof *which);
-  uint8_t *buf = NULL;
-  size_t nok = 0;
-  if (!replies || !rp || !why || !votes || !raws || !raw_lens || !status || !rcs || !which) {
-    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    goto out;
-  }
   /* Check every vote first (one root verification per batch), then book the good ones with
    * one log write. */
+  size_t nok = 0;
   for (size_t i = 0; i < n; i++) {
-    const Qmesh__V1__SignedOutcome *so = batch->votes[i];
-    raw_lens[i] = qmesh__v1__signed_outcome__get_packed_size(so);
-    raws[i] = malloc(raw_lens[i] ? raw_lens[i] : 1);
-    if (!raws[i]) {
-      qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-      goto out;
+    s->status[i] = check_vote(a, &s->views[i], peer, &s->votes[nok], s->why[i], sizeof s->why[i]);
+    if (s->status[i] == QM_STATUS_OK) {
+      s->raw[nok] = s->views[i].raw.p;
+      s->raw_len[nok++] = s->views[i].raw.n;
     }
-    qmesh__v1__signed_outcome__pack(so, raws[i]); /* the log keeps each vote on its own */
-    status[i] = check_vote(a, so, raw_lens[i], peer, &votes[nok], why[i], sizeof why[i]);
-    if (status[i] == QM_STATUS_OK) which[nok++] = i;
   }
-  {
-    struct qm_vote *ok_votes = votes;
-    const uint8_t **ok_raw = calloc(nok ? nok : 1, sizeof *ok_raw);
-    size_t *ok_len = calloc(nok ? nok : 1, sizeof *ok_len);
-    if (!ok_raw || !ok_len) {
-      free(ok_raw);
-      free(ok_len);
-      qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-      goto out;
-    }
-    for (size_t k = 0; k < nok; k++) {
-      ok_raw[k] = raws[which[k]];
-      ok_len[k] = raw_lens[which[k]];
-    }
-    qm_auditor_state_vote_many(a->state, ok_votes, ok_raw, ok_len, nok, rcs);
-    free(ok_raw);
-    free(ok_len);
-  }
-  for (size_t k = 0, i = 0; i < n; i++) {
-    qmesh__v1__report_reply__init(&replies[i]);
-    int result = 0;
-    if (status[i] == QM_STATUS_OK) status[i] = booked(a, rcs[k++], &result, why[i], sizeof why[i]);
-    if (status[i] == QM_STATUS_OK) {
-      replies[i].result = (Qmesh__V1__ReportReply__Result)result;
-    } else {
-      replies[i].result = QMESH__V1__REPORT_REPLY__RESULT__REJECTED;
-      replies[i].error = why[i];
-      replies[i].code = (uint32_t)status[i];
-    }
-    rp[i] = &replies[i];
-  }
-  Qmesh__V1__ReportBatchReply out = QMESH__V1__REPORT_BATCH_REPLY__INIT;
-  out.n_replies = n;
-  out.replies = rp;
-  size_t blen = qmesh__v1__report_batch_reply__get_packed_size(&out);
-  buf = malloc(blen ? blen : 1);
-  if (!buf) {
-    qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    goto out;
-  }
-  qmesh__v1__report_batch_reply__pack(&out, buf);
-  qm_call_reply(call, buf, blen);
-out:
-  free(buf);
-  for (size_t i = 0; raws && i < n; i++) free(raws[i]);
-  free(raws);
-  free(raw_lens);
-  free(status);
-  free(rcs);
-  free(which);
-  free(votes);
-  free(why);
-  free(rp);
-  free(replies);
-  qmesh__v1__signed_outcome_batch__free_unpacked(batch, NULL);
+  qm_auditor_state_vote_many(a->state, s->votes, s->raw, s->raw_len, nok, s->rcs);
+  reply_batch(a, call, n);
 }
 
 static void reply_packed(struct qm_call *call, uint8_t *buf, size_t len) {
@@ -272,6 +286,7 @@ static void teardown(void *state) {
     for (size_t i = 0; i < a->topo->nproviders; i++) qm_key_free(a->keys[i]);
   free(a->keys);
   free(a->provider_ids);
+  scratch_free(&a->scratch);
   qm_auditor_state_free(a->state);
   free(a);
 }
@@ -318,7 +333,7 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   a->refused_full = qm_role_counter(r, "refused_full");
   a->refused_unauthorized = qm_role_counter(r, "refused_unauthorized");
   a->provider_ids = calloc(a->topo->nproviders, sizeof *a->provider_ids);
-  if (!a->provider_ids && !rc) rc = qm_err_set(err, -ENOMEM, "out of memory");
+  if ((!a->provider_ids || scratch_fit(&a->scratch, 64)) && !rc) rc = qm_err_set(err, -ENOMEM, "out of memory");
   for (size_t i = 0; a->provider_ids && i < a->topo->nproviders; i++) a->provider_ids[i] = a->topo->providers[i].ep.id;
   a->log_failed = qm_role_counter(r, "audit_log_failed");
   a->replayed = qm_role_counter(r, "audit_log_replayed");

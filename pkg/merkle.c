@@ -7,18 +7,17 @@
 #include "hash.h"
 
 void qm_merkle_leaf(const uint8_t *data, size_t len, uint8_t out[32]) {
-  uint8_t buf[1 + 4096];
-  if (len <= sizeof buf - 1) {
-    buf[0] = 0x00;
-    memcpy(buf + 1, data, len);
-    qm_sha256(buf, len + 1, out);
+  static const uint8_t leaf_tag = 0x00;
+  if (len <= 4096) {
+    const void *parts[2] = {&leaf_tag, data};
+    size_t lens[2] = {1, len};
+    qm_sha256_parts(parts, lens, 2, out);
     return;
   }
   /* Outcomes are small; a large input is still hashed correctly, just with two passes. */
-  uint8_t tmp[32];
-  qm_sha256(data, len, tmp);
+  uint8_t buf[33];
+  qm_sha256(data, len, buf + 1);
   buf[0] = 0x02; /* distinct prefix: never collides with a short leaf */
-  memcpy(buf + 1, tmp, 32);
   qm_sha256(buf, 33, out);
 }
 
@@ -70,20 +69,47 @@ int qm_merkle_root(const uint8_t (*leaves)[32], size_t n, uint8_t root[32]) {
 
 int qm_merkle_root_from_proof(const uint8_t leaf[32], size_t index, size_t count, const uint8_t (*proof)[32],
                               size_t nproof, uint8_t root[32]) {
+  return qm_merkle_root_from_proof_memo(leaf, index, count, proof, nproof, root, NULL);
+}
+
+/* memo_node: node(l, r) through |m|'s entry for this level: the same two children give the
+ * same hash, so it is reused only when both are byte for byte what was hashed before. */
+static void memo_node(struct qm_merkle_memo *m, size_t level, const uint8_t l[32], const uint8_t r[32],
+                      uint8_t out[32]) {
+  if (!m) {
+    node(l, r, out);
+    return;
+  }
+  struct qm_merkle_memo_level *e = &m->level[level];
+  if (e->valid && memcmp(e->in, l, 32) == 0 && memcmp(e->in + 32, r, 32) == 0) {
+    memcpy(out, e->out, 32);
+    m->hits++;
+    return;
+  }
+  memcpy(e->in, l, 32);
+  memcpy(e->in + 32, r, 32);
+  node(l, r, e->out);
+  e->valid = 1;
+  memcpy(out, e->out, 32);
+}
+
+int qm_merkle_root_from_proof_memo(const uint8_t leaf[32], size_t index, size_t count, const uint8_t (*proof)[32],
+                                   size_t nproof, uint8_t root[32], struct qm_merkle_memo *memo) {
   if (count == 0 || count > QM_MERKLE_MAX || index >= count) return -EINVAL;
   uint8_t cur[32];
   memcpy(cur, leaf, 32);
-  size_t used = 0, n = count;
+  size_t used = 0, n = count, level = 0;
   while (n > 1) {
     size_t sib = index ^ 1;
     if (sib < n) {
       if (used == nproof) return -EINVAL;
-      if (index & 1) node(proof[used], cur, cur);
-      else node(cur, proof[used], cur);
+      if (index & 1) memo_node(memo, level, proof[used], cur, cur);
+      else memo_node(memo, level, cur, proof[used], cur);
       used++;
     }
     n = (n + 1) / 2;
     index /= 2;
+    level++;
   }
   if (used != nproof) return -EINVAL;
   memcpy(root, cur, 32);

@@ -23,6 +23,20 @@ int qm_merkle_proofs(const uint8_t (*leaves)[32], size_t n, uint8_t (*proofs)[QM
  * 0, or -EINVAL when the proof's length does not fit (index, count). */
 int qm_merkle_root_from_proof(const uint8_t leaf[32], size_t index, size_t count, const uint8_t (*proof)[32],
                               size_t nproof, uint8_t root[32]);
+/* The last node hashed at each level of a proof walk. Consecutive leaves of one batch share
+ * every node above the level where their paths meet, so a batch's proofs, checked in leaf
+ * order, hash about one node per leaf instead of one per level per leaf. A pure cache: an
+ * entry is reused only for exactly the same two children. Zero-initialise before use. */
+struct qm_merkle_memo {
+  struct qm_merkle_memo_level {
+    uint8_t in[64], out[32];
+    int valid;
+  } level[QM_MERKLE_DEPTH_MAX];
+  uint64_t hits;
+};
+/* qm_merkle_root_from_proof_memo: the same, through |memo| (may be NULL). */
+int qm_merkle_root_from_proof_memo(const uint8_t leaf[32], size_t index, size_t count, const uint8_t (*proof)[32],
+                                   size_t nproof, uint8_t root[32], struct qm_merkle_memo *memo);
 /* qm_merkle_signed_bytes: what a provider signs for a batch: "qmesh.v1.batch" || count || root. */
 void qm_merkle_signed_bytes(const uint8_t root[32], uint32_t count, uint8_t out[QM_BATCH_SIGNED_LEN]);
 

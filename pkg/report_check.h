@@ -7,7 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qmesh/v1/qmesh.pb-c.h"
+#include "merkle.h"
+#include "report_wire.h"
 #include "sign.h"
 #include "topology.h"
 
@@ -39,6 +40,7 @@ struct qm_root_cache {
     int valid;
   } slot[QM_ROOT_CACHE_SLOTS];
   uint64_t hits, misses;
+  struct qm_merkle_memo memo; /* the nodes of the last proof walked, for its neighbours */
 };
 
 /* qm_report_check: decodes |msg| as a SignedOutcome and checks it. Returns a verdict; on
@@ -48,10 +50,9 @@ struct qm_root_cache {
 enum qm_report_verdict qm_report_check(const uint8_t *msg, size_t len, const struct qm_topology *t,
                                        struct qm_key *const *keys, struct qm_root_cache *cache,
                                        struct qm_vote *out, char *why, size_t cap);
-/* qm_report_check_decoded: the same for a SignedOutcome already decoded (a batch's vote). */
-enum qm_report_verdict qm_report_check_decoded(const Qmesh__V1__SignedOutcome *so,
-                                               const struct qm_topology *t, struct qm_key *const *keys,
-                                               struct qm_root_cache *cache, struct qm_vote *out, char *why,
-                                               size_t cap);
+/* qm_report_check_view: the same for a SignedOutcome already walked (a batch's vote). */
+enum qm_report_verdict qm_report_check_view(const struct qm_signed_view *so, const struct qm_topology *t,
+                                            struct qm_key *const *keys, struct qm_root_cache *cache,
+                                            struct qm_vote *out, char *why, size_t cap);
 
 #endif
