@@ -145,6 +145,14 @@ int qm_auditor_state_vote(struct qm_auditor_state *s, const uint8_t *raw, size_t
                         qm_mono_ns());
 }
 
+/* fresh_vote: would the books take this vote now (a new request, or a pending one this
+ * provider has not voted on)? Only such votes go to the log. */
+static int fresh_vote(const struct qm_auditor_state *s, const struct qm_vote *v) {
+  struct qm_request_view view;
+  return qm_quorum_lookup(s->quorum, v->repr, &view) != 0 ||
+         (view.state == QM_REQ_PENDING && view.votes[v->provider] < 0);
+}
+
 void qm_auditor_state_vote_many(struct qm_auditor_state *s, const struct qm_vote *v, const uint8_t *const *raw,
                                 const size_t *raw_len, size_t n, int *results) {
   int logged_ok = 1;
@@ -154,9 +162,7 @@ void qm_auditor_state_vote_many(struct qm_auditor_state *s, const struct qm_vote
     size_t *lens = malloc(n * sizeof *lens);
     size_t fresh = 0;
     for (size_t i = 0; recs && lens && i < n; i++) {
-      struct qm_request_view view;
-      int known = qm_quorum_lookup(s->quorum, v[i].repr, &view) == 0;
-      if (!known || (view.state == QM_REQ_PENDING && view.votes[v[i].provider] < 0)) {
+      if (fresh_vote(s, &v[i])) {
         recs[fresh] = raw[i];
         lens[fresh++] = raw_len[i];
       }
@@ -166,10 +172,9 @@ void qm_auditor_state_vote_many(struct qm_auditor_state *s, const struct qm_vote
     free(lens);
   }
   for (size_t i = 0; i < n; i++) {
-    struct qm_request_view view;
-    int known = qm_quorum_lookup(s->quorum, v[i].repr, &view) == 0;
-    int fresh = !known || (view.state == QM_REQ_PENDING && view.votes[v[i].provider] < 0);
-    if (fresh && !logged_ok) results[i] = -EIO; /* not in the log, so not taken */
+    /* Once the log took the batch, every vote is counted; otherwise the fresh ones are not
+     * taken (not in the log), and only the others are answered. */
+    if (!logged_ok && fresh_vote(s, &v[i])) results[i] = -EIO;
     else
       results[i] = qm_quorum_vote(s->quorum, v[i].repr, v[i].sequence, v[i].domain, v[i].provider, v[i].initiated,
                                   v[i].decided_ns, qm_mono_ns());
