@@ -34,6 +34,32 @@ int main(void) {
       }
     }
   }
+  /* The memo changes no result: every leaf of every size, in order (memo hits), backwards and
+   * with a batch of another size in between, proves the same root; a changed proof hash
+   * still changes the root, though the memo holds its unchanged neighbours. */
+  static struct qm_merkle_memo memo;
+  for (size_t n = 1; n <= 70; n++) {
+    uint8_t root[32], again[32];
+    static uint8_t all[70][QM_MERKLE_DEPTH_MAX][32];
+    int nall[70];
+    CHECK(qm_merkle_proofs((const uint8_t(*)[32])leaves, n, all, nall, root) == 0);
+    uint64_t hits = memo.hits;
+    for (size_t k = 0; k < 2 * n; k++) {
+      size_t i = k < n ? k : 2 * n - 1 - k;
+      CHECK(qm_merkle_root_from_proof_memo(leaves[i], i, n, (const uint8_t(*)[32])all[i], (size_t)nall[i], again,
+                                           &memo) == 0);
+      CHECK(memcmp(root, again, 32) == 0);
+      if (n > 1) {
+        uint8_t bad[QM_MERKLE_DEPTH_MAX][32];
+        memcpy(bad, all[i], sizeof bad);
+        bad[nall[i] - 1][k % 32] ^= 1;
+        CHECK(qm_merkle_root_from_proof_memo(leaves[i], i, n, (const uint8_t(*)[32])bad, (size_t)nall[i], again,
+                                             &memo) == 0);
+        CHECK(memcmp(root, again, 32) != 0);
+      }
+    }
+    if (n > 2) CHECK(memo.hits > hits); /* it did save hashes */
+  }
   uint8_t a[32], b[32];
   CHECK(qm_merkle_root((const uint8_t(*)[32])leaves, 0, a) != 0);
   qm_merkle_root((const uint8_t(*)[32])leaves, 2, a);
