@@ -21,8 +21,7 @@ struct qm_requester_opts {
   unsigned timeout_ms;            /* per attempt, default 10000 */
   const volatile int *cancel;     /* stop early when it becomes nonzero (another thread) */
   struct qm_latency *latency;     /* borrowed; NULL = not measured. Each acknowledged request
-                                     records its first submit -> acknowledgement time (paced:
-                                     its scheduled time -> acknowledgement) */
+                                     records its first submit -> acknowledgement time */
   unsigned batch;                 /* 0: one Front/Submit per request; else up to |batch|
                                      requests per Front/SubmitBatch call, gathered while
                                      QM_REQUESTER_BATCHES_IN_FLIGHT calls per front are out */
@@ -45,8 +44,8 @@ struct qm_requester_result {
   uint64_t resent;                /* attempts beyond the first */
   uint64_t retried_busy;          /* retries after RESOURCE_EXHAUSTED (backpressure) */
   uint64_t calls;                 /* Submit or SubmitBatch calls started */
-  uint64_t behind;                /* paced: requests sent later than due because |concurrency|
-                                     were in flight */
+  uint64_t behind;                /* paced: requests sent more than 1 ms after they were due */
+  int64_t lag_max_ns;             /* paced: the most any request was sent after it was due */
   uint64_t *per_region;           /* acknowledged per region (nregions entries, malloc'd) */
   int64_t first_submit_ns, last_ack_ns; /* CLOCK_REALTIME */
   char last_error[256];

@@ -197,8 +197,9 @@ static void print_text(const struct bench *b, struct qm_text *o) {
   qm_text_printf(o, "Requests: %" PRIu64 " at concurrency %u, %s", b->total, b->concurrency,
                  b->batch ? "Front/SubmitBatch" : "one Front/Submit each");
   if (b->batch) qm_text_printf(o, " (up to %u per call)", b->batch);
-  if (b->rate > 0) qm_text_printf(o, ", offered at %.0f requests/s (open loop; %" PRIu64 " sent late)", b->rate,
-                                  b->req.behind);
+  if (b->rate > 0)
+    qm_text_printf(o, ", offered at %.0f requests/s (open loop; %" PRIu64 " sent over 1 ms after due, at most %.3f ms)",
+                   b->rate, b->req.behind, ms(b->req.lag_max_ns));
   else qm_text_printf(o, ", closed loop");
   qm_text_printf(o, "\n\n");
 
@@ -291,9 +292,9 @@ static void print_json(const struct bench *b, struct qm_text *o) {
   qm_text_printf(o, "\"topology\":");
   qm_text_json_string(o, b->topology_name);
   qm_text_printf(o, ",\"regions\":%zu,\"providers\":%zu,\"quorum\":%u,\"worker_count\":%u,\"post_queue_max\":%u,"
-                    "\"total\":%" PRIu64 ",\"concurrency\":%u,\"batch\":%u,\"rate\":%.1f,\"sent_late\":%" PRIu64 ",",
+                    "\"total\":%" PRIu64 ",\"concurrency\":%u,\"batch\":%u,\"rate\":%.1f,\"sent_late\":%" PRIu64 ",\"lag_max_ms\":%.3f,",
                  b->nregions, b->nproviders, b->quorum, b->worker_count, b->post_queue_max, b->total, b->concurrency,
-                 b->batch, b->rate, b->req.behind);
+                 b->batch, b->rate, b->req.behind, ms(b->req.lag_max_ns));
   double cpu = mesh_cpu_s(b);
   qm_text_printf(o, "\"mesh\":{\"requests_per_s\":%.1f,\"e2e_seconds\":%.6f,\"latency_ms\":", e2e_rate(b),
                  r->e2e_seconds);
