@@ -84,19 +84,20 @@ int qm_batcher_new(struct qm_channel *auditor, const char *key_id, const struct 
   return 0;
 }
 
-static void answer(struct qm_batcher *b, struct vote *v, int status, const char *why) {
+static void answer(struct qm_batcher *b, struct vote *v, int status, const char *why, int64_t now) {
   if (v->answered) return;
   v->answered = 1;
-  if (b->c.latency) qm_hist_observe_ns(b->c.latency, qm_mono_ns() - v->added_ns);
+  if (b->c.latency) qm_hist_observe_ns(b->c.latency, now - v->added_ns);
   v->done(v->arg, status, why);
 }
 
 static void fail_all(struct batch *bt, int status, const char *why) {
   char msg[400];
   snprintf(msg, sizeof msg, "provider %s: the auditor did not take the vote: %s", bt->b->key_id, why);
+  int64_t now = qm_mono_ns();
   for (size_t i = 0; i < bt->n; i++) {
     if (!bt->votes[i].answered) (*bt->b->c.failed)++;
-    answer(bt->b, &bt->votes[i], status, msg);
+    answer(bt->b, &bt->votes[i], status, msg, now);
   }
   free(bt->packed);
   free(bt);
@@ -151,14 +152,14 @@ static void on_reply(void *arg, int status, const char *details, const uint8_t *
       if (bt->votes[i].answered) continue;
       if (v->result != QMESH__V1__REPORT_REPLY__RESULT__REJECTED) {
         (*b->c.reported)++;
-        answer(bt->b, &bt->votes[i], QM_STATUS_OK, "");
+        answer(bt->b, &bt->votes[i], QM_STATUS_OK, "", now);
       } else if (retryable((int)v->code)) {
         again = 1; /* not taken yet (log failure, pending table full): send it again */
       } else {
         char msg[300];
         snprintf(msg, sizeof msg, "the auditor refused the vote: %s", v->error);
         (*b->c.rejected)++;
-        answer(bt->b, &bt->votes[i], QM_STATUS_FAILED_PRECONDITION, msg);
+        answer(bt->b, &bt->votes[i], QM_STATUS_FAILED_PRECONDITION, msg, now);
       }
     }
     qm_pb_arena_release(arena, &r->base);

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "artifact_wire.h"
 #include "batcher.h"
 #include "decision.h"
-#include "pb_arena.h"
 #include "qmesh/v1/qmesh.pb-c.h"
 #include "roles.h"
 #include "sign.h"
@@ -32,10 +32,6 @@ struct provider {
   const char **hub_ids; /* the peers allowed to ask for an evaluation (mutual TLS) */
   uint64_t **initiated_by_domain; /* per topology domain */
   char **counter_names;
-  /* Decoding scratch: an ArtifactBatch and the Artifact being decided, without a malloc per
-   * field (what does not fit spills to malloc). */
-  struct qm_pb_arena batch_arena, artifact_arena;
-  uint8_t batch_buf[64 << 10], artifact_buf[4 << 10];
 };
 
 static void on_tick(void *arg) {
@@ -43,9 +39,10 @@ static void on_tick(void *arg) {
   qm_batcher_tick(p->batcher, qm_loop_stopping(qm_role_loop(p->role)));
 }
 
-static size_t domain_index(const struct qm_topology *t, const char *domain) {
+/* domain_index: the topology's index of |domain| (|len| bytes), or ndomains when unknown. */
+static size_t domain_index(const struct qm_topology *t, const char *domain, size_t len) {
   for (size_t i = 0; i < t->ndomains; i++)
-    if (strcmp(t->domains[i].name, domain) == 0) return i;
+    if (strlen(t->domains[i].name) == len && memcmp(t->domains[i].name, domain, len) == 0) return i;
   return t->ndomains;
 }
 
@@ -57,62 +54,55 @@ static size_t domain_index(const struct qm_topology *t, const char *domain) {
  * status (|why| filled when not OK; then |done| never runs). */
 static int decide(struct provider *p, const uint8_t *req, size_t len, qm_vote_done_fn done, void *arg, char *why,
                   size_t cap) {
-  struct qm_pb_arena *arena = &p->artifact_arena;
-  Qmesh__V1__Artifact *a = qmesh__v1__artifact__unpack(&arena->alloc, len, req);
-  if (!a) {
-    qm_pb_arena_release(arena, NULL);
+  struct qm_artifact_view a;
+  if (qm_artifact_read(req, len, &a)) {
     (*p->refused_invalid)++;
     snprintf(why, cap, "malformed Artifact");
     return QM_STATUS_INVALID_ARGUMENT;
   }
-  int status = QM_STATUS_OK;
-  if (a->request_repr.len != 32) {
+  if (a.repr_len != 32) {
     (*p->refused_invalid)++;
-    snprintf(why, cap, "request_repr must be 32 bytes, got %zu", a->request_repr.len);
-    status = QM_STATUS_INVALID_ARGUMENT;
-    goto out;
+    snprintf(why, cap, "request_repr must be 32 bytes, got %zu", a.repr_len);
+    return QM_STATUS_INVALID_ARGUMENT;
   }
   (*p->evaluated)++;
   const struct qm_topology *t = p->topo;
-  double score = -1.0; /* OpenSSL failing (out of memory) scores below every threshold, as before */
-  size_t domain_len = strlen(a->domain);
-  qm_scorer_score(p->scorer, a->domain, domain_len, a->request_repr.data, a->verification_context,
-                  strlen(a->verification_context), &score);
-  size_t d = domain_index(t, a->domain);
+  double score = -1.0; /* OpenSSL failing scores below every threshold, as before */
+  qm_scorer_score(p->scorer, a.domain, a.domain_len, a.request_repr, a.context, a.context_len, &score);
+  size_t d = domain_index(t, a.domain, a.domain_len);
   if (d == t->ndomains) (*p->unknown_domain)++;
-  double threshold = qm_topology_threshold(t, a->domain);
+  /* qm_topology_threshold's rule, without needing the domain NUL-terminated */
+  double threshold = d < t->ndomains ? t->domains[d].threshold : t->default_threshold;
   int honest = score >= threshold;
-  int initiated = qm_decision_initiated(score, threshold, p->byzantine, a->sequence, p->byzantine_at);
+  int initiated = qm_decision_initiated(score, threshold, p->byzantine, a.sequence, p->byzantine_at);
   if (initiated != honest) (*p->flipped)++;
   if (initiated) {
     (*p->initiated)++;
     if (d < t->ndomains) (*p->initiated_by_domain[d])++;
   }
-  struct qm_outcome_fields o = {.request_repr = a->request_repr.data,
-                                .repr_len = a->request_repr.len,
+  struct qm_outcome_fields o = {.request_repr = a.request_repr,
+                                .repr_len = a.repr_len,
                                 .provider_id = p->self->ep.id,
                                 .provider_id_len = p->id_len,
-                                .domain = a->domain,
-                                .domain_len = domain_len,
+                                .domain = a.domain,
+                                .domain_len = a.domain_len,
                                 .initiated = initiated,
-                                .sequence = a->sequence,
+                                .sequence = a.sequence,
                                 .decided_unix_nanos = qm_now_ns()};
   size_t olen = qm_outcome_wire_len(&o);
   uint8_t stack[QM_OUTCOME_STACK], *outcome = olen <= sizeof stack ? stack : malloc(olen);
   if (!outcome) {
     snprintf(why, cap, "out of memory");
-    status = QM_STATUS_RESOURCE_EXHAUSTED;
-    goto out;
+    return QM_STATUS_RESOURCE_EXHAUSTED;
   }
   qm_outcome_wire_put(&o, outcome); /* these bytes are what gets signed */
+  int status = QM_STATUS_OK;
   if (qm_batcher_add(p->batcher, outcome, olen, done, arg)) {
     (*p->refused_full)++;
     snprintf(why, cap, "provider %s: too many votes waiting for the auditor", p->self->ep.id);
     status = QM_STATUS_RESOURCE_EXHAUSTED;
   }
   if (outcome != stack) free(outcome);
-out:
-  qm_pb_arena_release(arena, &a->base);
   return status;
 }
 
@@ -181,38 +171,38 @@ static void finish_batch(struct eval_batch *eb) {
 static void item_done(void *arg, int status, const char *why) {
   struct eval_item *it = arg;
   it->status = status;
-  if (why != it->why) snprintf(it->why, sizeof it->why, "%s", why);
+  if (status == QM_STATUS_OK) it->why[0] = '\0'; /* the common case: no formatting */
+  else if (why != it->why) snprintf(it->why, sizeof it->why, "%s", why);
   if (--it->batch->remaining == 0) finish_batch(it->batch);
 }
 
 static void on_evaluate_batch(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
   struct provider *p = ctx;
   if (!peer_ok(p, call)) return;
-  Qmesh__V1__ArtifactBatch *in = qmesh__v1__artifact_batch__unpack(&p->batch_arena.alloc, len, req);
-  if (!in) {
-    qm_pb_arena_release(&p->batch_arena, NULL);
+  size_t n = 0;
+  if (qm_artifact_batch_count(req, len, &n)) {
     (*p->refused_invalid)++;
     qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "malformed ArtifactBatch");
     return;
   }
-  struct eval_batch *eb = calloc(1, sizeof *eb + in->n_artifacts * sizeof eb->items[0]);
+  struct eval_batch *eb = calloc(1, sizeof *eb + n * sizeof eb->items[0]);
   if (!eb) {
     qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    qm_pb_arena_release(&p->batch_arena, &in->base);
     return;
   }
   eb->p = p;
   eb->call = call;
-  eb->n = in->n_artifacts;
-  eb->remaining = in->n_artifacts + 1; /* +1: held until every item was started */
-  qm_batcher_hold(p->batcher);         /* the whole call's votes share one signature */
-  for (size_t i = 0; i < in->n_artifacts; i++) {
+  eb->n = n;
+  eb->remaining = n + 1;       /* +1: held until every item was started */
+  qm_batcher_hold(p->batcher); /* the whole call's votes share one signature */
+  const uint8_t *at = req, *item;
+  size_t item_len;
+  for (size_t i = 0; i < n && qm_artifact_batch_next(&at, req + len, &item, &item_len); i++) {
     struct eval_item *it = &eb->items[i];
     it->batch = eb;
-    int status = decide(p, in->artifacts[i].data, in->artifacts[i].len, item_done, it, it->why, sizeof it->why);
+    int status = decide(p, item, item_len, item_done, it, it->why, sizeof it->why);
     if (status != QM_STATUS_OK) item_done(it, status, it->why);
   }
-  qm_pb_arena_release(&p->batch_arena, &in->base);
   qm_batcher_release(p->batcher);
   if (--eb->remaining == 0) finish_batch(eb);
 }
@@ -252,8 +242,6 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   p->topo = qm_role_topology(r);
   p->self = qm_topology_find_provider(p->topo, qm_role_id(r));
   p->id_len = strlen(p->self->ep.id);
-  qm_pb_arena_init(&p->batch_arena, p->batch_buf, sizeof p->batch_buf);
-  qm_pb_arena_init(&p->artifact_arena, p->artifact_buf, sizeof p->artifact_buf);
   char path[QM_PATH_MAX + QM_ID_MAX + 8];
   int rc = 0;
   if (p->self->signing_key[0]) snprintf(path, sizeof path, "%s", p->self->signing_key);

@@ -20,7 +20,8 @@ int qm_key_load_public(const char *path, struct qm_key **out, struct qm_err *err
 int qm_key_generate(const char *dir, const char *id, struct qm_err *err);
 void qm_key_free(struct qm_key *k);
 
-/* qm_sign: Ed25519 over |msg|. Returns 0 or -EIO. */
+/* qm_sign: Ed25519 over |msg|. Returns 0 or -EIO. qm_sign and qm_verify only read the key:
+ * several threads may use one key at once. */
 int qm_sign(const struct qm_key *k, const uint8_t *msg, size_t len, uint8_t sig[QM_SIG_LEN]);
 /* qm_verify: 1 when |sig| is |k|'s signature over |msg|, else 0. */
 int qm_verify(const struct qm_key *k, const uint8_t *msg, size_t len, const uint8_t *sig,

@@ -37,7 +37,9 @@ static void test_vector_rows(void) {
 
 /* Random requests, every length class, against qm_decision_score. */
 static void test_against_decision_score(void) {
-  static const char *secrets[] = {"A_KEY", "", "a secret longer than one SHA-256 block, which HMAC hashes first....."};
+  /* short, empty, exactly one SHA-256 block (64 bytes), longer (hashed first) */
+  static const char *secrets[] = {"A_KEY", "", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                                  "a secret longer than one SHA-256 block, which HMAC hashes first......"};
   static char domain[2000], ctx[2000];
   uint64_t x = 88172645463325252u;
   for (size_t k = 0; k < sizeof secrets / sizeof secrets[0]; k++) {
