@@ -9,7 +9,6 @@
 #include "artifact_wire.h"
 #include "batcher.h"
 #include "decision.h"
-#include "qmesh/v1/qmesh.pb-c.h"
 #include "roles.h"
 #include "sign.h"
 #include "stream.h"
@@ -140,31 +139,20 @@ struct eval_batch {
   } items[];
 };
 
+/* finish_batch: the BatchReply, one ItemStatus per artifact in order, then the call ends. */
 static void finish_batch(struct eval_batch *eb) {
-  Qmesh__V1__ItemStatus *st = calloc(eb->n ? eb->n : 1, sizeof *st);
-  Qmesh__V1__ItemStatus **sp = calloc(eb->n ? eb->n : 1, sizeof *sp);
-  uint8_t *buf = NULL;
-  if (st && sp) {
-    for (size_t i = 0; i < eb->n; i++) {
-      qmesh__v1__item_status__init(&st[i]);
-      st[i].code = (uint32_t)eb->items[i].status;
-      st[i].message = eb->items[i].why;
-      sp[i] = &st[i];
-    }
-    Qmesh__V1__BatchReply r = QMESH__V1__BATCH_REPLY__INIT;
-    r.n_items = eb->n;
-    r.items = sp;
-    size_t len = qmesh__v1__batch_reply__get_packed_size(&r);
-    buf = malloc(len ? len : 1);
-    if (buf) {
-      qmesh__v1__batch_reply__pack(&r, buf);
-      qm_call_reply(eb->call, buf, len);
-    }
+  size_t len = 0;
+  for (size_t i = 0; i < eb->n; i++)
+    len += qm_item_status_wire_len((uint32_t)eb->items[i].status, strlen(eb->items[i].why));
+  uint8_t *buf = malloc(len ? len : 1), *p = buf;
+  if (buf) {
+    for (size_t i = 0; i < eb->n; i++)
+      p = qm_item_status_wire_put((uint32_t)eb->items[i].status, eb->items[i].why, strlen(eb->items[i].why), p);
+    qm_call_reply(eb->call, buf, len);
+  } else {
+    qm_call_fail(eb->call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   }
-  if (!buf) qm_call_fail(eb->call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   free(buf);
-  free(st);
-  free(sp);
   free(eb);
 }
 

@@ -83,3 +83,18 @@ uint8_t *qm_batch_vote_wire_put(const struct qm_signed_vote_fields *v, uint8_t *
   p = put_opt_varint(p, 5, v->leaf_index);
   return put_opt_varint(p, 6, v->leaf_count);
 }
+
+static size_t item_status_len(uint32_t code, size_t message_len) {
+  return opt_varint_len(code) + opt_bytes_len(message_len);
+}
+
+size_t qm_item_status_wire_len(uint32_t code, size_t message_len) {
+  return lenfield_len(item_status_len(code, message_len));
+}
+
+uint8_t *qm_item_status_wire_put(uint32_t code, const char *message, size_t message_len, uint8_t *p) {
+  *p++ = (uint8_t)(1 << 3 | WIRE_LEN);
+  p = put_varint(p, item_status_len(code, message_len));
+  p = put_opt_varint(p, 1, code);
+  return put_opt_bytes(p, 2, message, message_len);
+}

@@ -1,5 +1,5 @@
 /* vote_wire.h: the provider's per-vote messages written straight into a buffer: the Outcome
- * it signs and each SignedOutcome of a SignedOutcomeBatch. The bytes are exactly what
+ * it signs, each SignedOutcome of a SignedOutcomeBatch and each ItemStatus of its reply. The bytes are exactly what
  * protobuf-c packs for the same values (tests/test_vote_wire.c checks that), without
  * building message structs and sizing nested messages twice per vote. */
 #ifndef QM_VOTE_WIRE_H
@@ -41,5 +41,10 @@ struct qm_signed_vote_fields {
  * (field 1: tag, length and message). A batch is these elements back to back. */
 size_t qm_batch_vote_wire_len(const struct qm_signed_vote_fields *v);
 uint8_t *qm_batch_vote_wire_put(const struct qm_signed_vote_fields *v, uint8_t *out);
+
+/* qm_item_status_wire_len / _put: one ItemStatus {code, message} as an element of
+ * BatchReply.items (field 1), the provider's per-artifact answer to a hub. */
+size_t qm_item_status_wire_len(uint32_t code, size_t message_len);
+uint8_t *qm_item_status_wire_put(uint32_t code, const char *message, size_t message_len, uint8_t *out);
 
 #endif

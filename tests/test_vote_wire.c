@@ -1,5 +1,5 @@
 /* test_vote_wire.c: pkg/vote_wire writes exactly the bytes protobuf-c packs (Outcome and
- * SignedOutcomeBatch, edge values included), and pkg/pb_arena decodes exactly what
+ * SignedOutcomeBatch, BatchReply, edge values included), and pkg/pb_arena decodes exactly what
  * protobuf-c decodes with malloc, spilling and releasing cleanly. */
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +110,36 @@ static void test_signed_batches(void) {
   }
 }
 
+/* BatchReply: OK items (code 0, empty message) and refusals with their messages. */
+static void test_batch_replies(void) {
+  enum { N = 60 };
+  static char msgs[N][400];
+  static uint8_t mine[N * 420], theirs[N * 420];
+  for (int round = 0; round < 500; round++) {
+    size_t n = next() % N, at = 0;
+    Qmesh__V1__ItemStatus st[N], *sp[N];
+    for (size_t i = 0; i < n; i++) {
+      uint32_t code = next() % 3 ? 0 : (uint32_t)(next() % 2 ? next() % 17 : some_u64());
+      size_t ml = code || next() % 4 == 0 ? some_len() % 400 : 0;
+      fill_text(msgs[i], ml);
+      at = (size_t)(qm_item_status_wire_put(code, msgs[i], ml, mine + at) - mine);
+      qmesh__v1__item_status__init(&st[i]);
+      st[i].code = code;
+      st[i].message = msgs[i];
+      sp[i] = &st[i];
+      CHECK(qm_item_status_wire_len(code, ml) > 0);
+    }
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) len += qm_item_status_wire_len(st[i].code, strlen(msgs[i]));
+    Qmesh__V1__BatchReply r = QMESH__V1__BATCH_REPLY__INIT;
+    r.n_items = n;
+    r.items = sp;
+    size_t want = qmesh__v1__batch_reply__pack(&r, theirs);
+    CHECKF(at == want && len == want && memcmp(mine, theirs, want) == 0,
+           "round %d: reply of %zu: %zu bytes, protobuf-c %zu", round, n, at, want);
+  }
+}
+
 /* The arena gives the same Artifact as malloc, for small (in the buffer) and large (spilled)
  * fields, and refuses what protobuf-c refuses. */
 static void test_arena(void) {
@@ -146,6 +176,7 @@ static void test_arena(void) {
 int main(void) {
   test_outcomes();
   test_signed_batches();
+  test_batch_replies();
   test_arena();
   return qm_checks_done();
 }
