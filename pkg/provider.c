@@ -184,12 +184,16 @@ static void on_evaluate_batch(void *ctx, struct qm_call *call, const uint8_t *re
   eb->remaining = n + 1;       /* +1: held until every item was started */
   qm_batcher_hold(p->batcher); /* the whole call's votes share one signature */
   const uint8_t *at = req, *item;
-  size_t item_len;
-  for (size_t i = 0; i < n && qm_artifact_batch_next(&at, req + len, &item, &item_len); i++) {
+  size_t item_len, i = 0;
+  for (; i < n && qm_artifact_batch_next(&at, req + len, &item, &item_len); i++) {
     struct eval_item *it = &eb->items[i];
     it->batch = eb;
     int status = decide(p, item, item_len, item_done, it, it->why, sizeof it->why);
     if (status != QM_STATUS_OK) item_done(it, status, it->why);
+  }
+  for (; i < n; i++) { /* cannot happen (the walk was counted), but no call may hang on it */
+    eb->items[i].batch = eb;
+    item_done(&eb->items[i], QM_STATUS_INTERNAL, "artifact missing from the batch");
   }
   qm_batcher_release(p->batcher);
   if (--eb->remaining == 0) finish_batch(eb);
