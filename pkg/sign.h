@@ -10,7 +10,7 @@
 
 #define QM_SIG_LEN 64
 
-struct qm_key; /* opaque: an EVP_PKEY */
+struct qm_key; /* opaque: the raw Ed25519 key */
 
 /* qm_key_load_private / qm_key_load_public: a PEM file. Returns 0 or a negative code with
  * the path in |err|; |*out| untouched on failure. */

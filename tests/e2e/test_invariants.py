@@ -25,7 +25,8 @@ pb = meshlib.pb()
 
 # ---- 1: symbols ----
 AUTHORITY = ["qm_sign", "qm_verify", "qm_key_load_private", "qm_key_load_public", "qm_decision_score",
-             "EVP_DigestSign", "EVP_DigestVerify", "EVP_PKEY", "PEM_read", "HMAC", "EVP_MAC"]
+             "EVP_DigestSign", "EVP_DigestVerify", "EVP_PKEY", "PEM_read", "HMAC", "EVP_MAC", "crypto_sign",
+             "sodium_"]
 
 
 def symbols(binary):
@@ -40,7 +41,8 @@ for role in ("front", "hub"):
     bad = sorted(s for s in syms if any(s.startswith(a) or s == a for a in AUTHORITY))
     R.eq(bad, [], "qmesh-%s links no signing/verifying/deciding code" % role)
 prov = symbols(os.path.join(BIN, "qmesh-provider"))
-R.check("qm_sign" in prov and "qm_decision_score" in prov, "the check can fail: the provider has qm_sign")
+R.check("qm_sign" in prov and "qm_decision_score" in prov and "crypto_sign_detached" in prov,
+        "the check can fail: the provider has qm_sign and libsodium's signer")
 aud = symbols(os.path.join(BIN, "qmesh-auditor"))
 R.check("qm_verify" in aud and "qm_decision_score" not in aud, "the auditor verifies and never decides")
 
