@@ -3,6 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,13 +16,22 @@
 #define MAGIC "QMA1"
 #define HEAD 8 /* magic + length */
 #define QM_AUDIT_KEEP_BUF (1u << 20)
+#define QM_AUDIT_SYNC_MS 20 /* batch policy: appends reach the disk within about this */
 
 struct qm_audit_log {
   int fd;
   enum qm_fsync_policy policy;
   uint8_t last_hash[32];
   uint64_t records;
-  int dirty;
+  atomic_int dirty;
+  /* Batch policy: a thread of its own runs fdatasync (0.5-2 ms here) so that the auditor's
+   * loop never waits for the disk; the loop only writes. */
+  pthread_t syncer;
+  int has_syncer;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int stop; /* under mu */
+  atomic_uint_fast64_t sync_errors;
   uint8_t *buf; /* kept between appends: a batch's records are framed here, then written */
   size_t cap;
 };
@@ -95,6 +107,43 @@ int qm_audit_log_scan(const char *path, qm_audit_record_fn fn, void *arg, struct
   return rc;
 }
 
+static void *syncer_main(void *arg) {
+  struct qm_audit_log *log = arg;
+  pthread_mutex_lock(&log->mu);
+  while (!log->stop) {
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += QM_AUDIT_SYNC_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&log->cv, &log->mu, &until);
+    pthread_mutex_unlock(&log->mu);
+    if (atomic_exchange(&log->dirty, 0) && fdatasync(log->fd) != 0) atomic_fetch_add(&log->sync_errors, 1);
+    pthread_mutex_lock(&log->mu);
+  }
+  pthread_mutex_unlock(&log->mu);
+  return NULL;
+}
+
+static void start_syncer(struct qm_audit_log *log) {
+  pthread_condattr_t ca;
+  if (pthread_mutex_init(&log->mu, NULL)) return;
+  if (pthread_condattr_init(&ca) || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) ||
+      pthread_cond_init(&log->cv, &ca)) {
+    pthread_mutex_destroy(&log->mu);
+    return;
+  }
+  pthread_condattr_destroy(&ca);
+  if (pthread_create(&log->syncer, NULL, syncer_main, log)) {
+    pthread_cond_destroy(&log->cv);
+    pthread_mutex_destroy(&log->mu);
+    return;
+  }
+  log->has_syncer = 1;
+}
+
 int qm_audit_log_open(const char *path, enum qm_fsync_policy policy, qm_audit_record_fn fn, void *arg,
                       struct qm_audit_log **out, struct qm_audit_scan *scan, struct qm_err *err) {
   int rc = qm_audit_log_scan(path, fn, arg, scan, err);
@@ -115,6 +164,7 @@ int qm_audit_log_open(const char *path, enum qm_fsync_policy policy, qm_audit_re
   log->policy = policy;
   log->records = scan->records;
   memcpy(log->last_hash, scan->last_hash, 32);
+  if (policy == QM_FSYNC_BATCH) start_syncer(log); /* if it cannot start, qm_audit_log_sync does it */
   *out = log;
   return 0;
 }
@@ -161,7 +211,7 @@ int qm_audit_log_append_many(struct qm_audit_log *log, const uint8_t *const *rec
   } else {
     memcpy(log->last_hash, hash, 32);
     log->records += n;
-    log->dirty = 1;
+    atomic_store(&log->dirty, 1);
     if (log->policy == QM_FSYNC_ALWAYS && fdatasync(log->fd) != 0) rc = -errno;
   }
   if (log->cap > QM_AUDIT_KEEP_BUF) { /* a rare huge batch does not pin its buffer */
@@ -177,15 +227,27 @@ int qm_audit_log_append(struct qm_audit_log *log, const uint8_t *rec, size_t len
 }
 
 int qm_audit_log_sync(struct qm_audit_log *log) {
-  if (!log || log->policy != QM_FSYNC_BATCH || !log->dirty) return 0;
-  log->dirty = 0;
+  if (!log || log->policy != QM_FSYNC_BATCH || log->has_syncer || !atomic_exchange(&log->dirty, 0)) return 0;
   return fdatasync(log->fd) != 0 ? -errno : 0;
+}
+
+uint64_t qm_audit_log_sync_errors(const struct qm_audit_log *log) {
+  return log ? atomic_load(&((struct qm_audit_log *)log)->sync_errors) : 0;
 }
 
 uint64_t qm_audit_log_records(const struct qm_audit_log *log) { return log->records; }
 
 void qm_audit_log_close(struct qm_audit_log *log) {
   if (!log) return;
+  if (log->has_syncer) {
+    pthread_mutex_lock(&log->mu);
+    log->stop = 1;
+    pthread_cond_signal(&log->cv);
+    pthread_mutex_unlock(&log->mu);
+    pthread_join(log->syncer, NULL);
+    pthread_cond_destroy(&log->cv);
+    pthread_mutex_destroy(&log->mu);
+  }
   if (log->policy != QM_FSYNC_NEVER) fdatasync(log->fd);
   close(log->fd);
   free(log->buf);

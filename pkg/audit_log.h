@@ -15,7 +15,8 @@
 
 enum qm_fsync_policy {
   QM_FSYNC_NEVER = 0,  /* the page cache only: survives a process kill, not a power cut */
-  QM_FSYNC_BATCH = 1,  /* fdatasync on qm_audit_log_sync (the auditor calls it every tick) */
+  QM_FSYNC_BATCH = 1,  /* fdatasync about every 20 ms on a thread of the log's own (else on
+                          qm_audit_log_sync, which the auditor calls every tick) */
   QM_FSYNC_ALWAYS = 2, /* fdatasync before every append returns */
 };
 
@@ -51,8 +52,11 @@ int qm_audit_log_append(struct qm_audit_log *log, const uint8_t *rec, size_t len
 /* qm_audit_log_append_many: |n| records with one write(2): all of them or none (a short
  * write is cut off again). 0 or -errno. */
 int qm_audit_log_append_many(struct qm_audit_log *log, const uint8_t *const *recs, const size_t *lens, size_t n);
-/* qm_audit_log_sync: fdatasync if the policy is batch and anything was appended since. */
+/* qm_audit_log_sync: fdatasync if the policy is batch, anything was appended since and the
+ * log's sync thread could not be started. */
 int qm_audit_log_sync(struct qm_audit_log *log);
+/* qm_audit_log_sync_errors: failed fdatasync calls of the sync thread. */
+uint64_t qm_audit_log_sync_errors(const struct qm_audit_log *log);
 uint64_t qm_audit_log_records(const struct qm_audit_log *log);
 void qm_audit_log_close(struct qm_audit_log *log);
 

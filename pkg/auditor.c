@@ -310,6 +310,9 @@ static int load_keys(struct auditor *a, struct qm_err *err) {
 
 static int64_t gauge_pending(void *arg) { return qm_auditor_state_pending(((struct auditor *)arg)->state); }
 static int64_t gauge_reorder(void *arg) { return qm_auditor_state_reorder_waiting(((struct auditor *)arg)->state); }
+static int64_t gauge_sync_errors(void *arg) {
+  return (int64_t)qm_auditor_state_sync_errors(((struct auditor *)arg)->state);
+}
 
 static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   struct auditor *a = calloc(1, sizeof *a);
@@ -342,6 +345,7 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
     qm_auditor_state_set_latency(a->state, qm_role_histogram(r, "decision_latency_seconds"));
     qm_role_add_gauge(r, "requests_pending", gauge_pending, a);
     qm_role_add_gauge(r, "drift_reorder_waiting", gauge_reorder, a);
+    qm_role_add_gauge(r, "audit_log_sync_errors", gauge_sync_errors, a);
   }
   if (!rc) qm_auditor_state_counters(a->state, a->rejected_malformed, a->rejected_unknown_signer,
                                      a->rejected_bad_signature, a->rejected_signer_mismatch, a->refused_full);

@@ -112,6 +112,8 @@ void qm_auditor_state_free(struct qm_auditor_state *s) {
 
 void qm_auditor_state_sync(struct qm_auditor_state *s) { qm_audit_log_sync(s->log); }
 void qm_auditor_state_set_latency(struct qm_auditor_state *s, struct qm_hist *h) { s->latency = h; }
+uint64_t qm_auditor_state_sync_errors(const struct qm_auditor_state *s) { return qm_audit_log_sync_errors(s->log); }
+
 int64_t qm_auditor_state_pending(const struct qm_auditor_state *s) {
   struct qm_quorum_stats st;
   qm_quorum_stats(s->quorum, &st);

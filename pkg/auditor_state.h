@@ -24,6 +24,8 @@ int qm_auditor_state_new(const struct qm_topology *topo, struct qm_key *const *k
 /* For Stats: the decision latency histogram (borrowed), and levels. */
 void qm_auditor_state_set_latency(struct qm_auditor_state *s, struct qm_hist *h);
 int64_t qm_auditor_state_pending(const struct qm_auditor_state *s);
+/* qm_auditor_state_sync_errors: failed fdatasync calls of the audit log's sync thread. */
+uint64_t qm_auditor_state_sync_errors(const struct qm_auditor_state *s);
 int64_t qm_auditor_state_reorder_waiting(const struct qm_auditor_state *s);
 /* qm_auditor_state_sync: the batch fsync of the log (every tick). */
 void qm_auditor_state_sync(struct qm_auditor_state *s);
