@@ -231,6 +231,11 @@ static void flush(struct qm_batcher *b) {
   b->npending = 0;
   int rc = sign_batch(b, bt);
   b->nbytes = 0; /* the Outcome bytes are in the packed batch now (or lost with it) */
+  if (b->cap_bytes > QM_BATCH_BYTES_MAX) { /* grown for one outsized vote: give it back */
+    free(b->bytes);
+    b->bytes = NULL;
+    b->cap_bytes = 0;
+  }
   if (rc) {
     fail_all(bt, QM_STATUS_INTERNAL, rc == -EIO ? "signing failed" : "out of memory");
     return;
