@@ -27,7 +27,11 @@ struct front {
 };
 
 #define QM_FRONT_BATCH_MAX 256     /* artifacts per RelayBatch */
-#define QM_FRONT_BATCHES_IN_FLIGHT 2 /* send at once while fewer are in flight (Nagle-like) */
+/* Send at once while fewer are in flight (Nagle-like). One: the batch in flight spans the
+ * whole pipeline (hub, providers, auditor), so what arrives meanwhile makes the next batch as
+ * large as the round trip allows; measured at 10,000 requests/s offered, 1 gave ~17-28
+ * requests per batch and p99 10-16 ms where 2 gave ~14 and 19-23 ms (docs/BENCHMARKS.md). */
+#define QM_FRONT_BATCHES_IN_FLIGHT 1
 #define QM_SUBMIT_BATCH_MAX 4096     /* items per SubmitBatch call */
 /* Batches leave on arrival or on a hub reply; the tick only retries one that could not be
  * built (out of memory), so it need not wake an idle front often. */
