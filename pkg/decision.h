@@ -25,7 +25,7 @@ int qm_decision_score_checked(const uint8_t *secret, size_t secret_len,
 /* A scorer: one provider's secret, id and expected context, keyed once. Scoring a request
  * then costs the HMAC itself, not OpenSSL's per-call set-up (fetching, keying, copying
  * contexts), which was most of the cost. Same formula, same bits as qm_decision_score.
- * Not thread-safe: one scorer per thread. */
+ * Scoring only reads the scorer: threads may share one. */
 struct qm_scorer;
 
 /* qm_scorer_new: copies every argument. 0, -ENOMEM or -EIO (OpenSSL). */
