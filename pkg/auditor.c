@@ -237,6 +237,41 @@ static void on_summary(void *ctx, struct qm_call *call, const uint8_t *req, size
   reply_packed(call, buf, n);
 }
 
+#define QM_DECISION_TIMES_PER_CALL 65536
+
+static void on_decision_times(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
+  struct auditor *a = ctx;
+  Qmesh__V1__DecisionTimesRequest *in = qmesh__v1__decision_times_request__unpack(NULL, len, req);
+  if (!in) {
+    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "malformed DecisionTimesRequest");
+    return;
+  }
+  if (in->count > QM_DECISION_TIMES_PER_CALL || in->first_sequence > UINT64_MAX - in->count) {
+    qm_call_fail(call, QM_STATUS_INVALID_ARGUMENT, "count %u is over %d per call (or runs past 2^64)", in->count,
+                 QM_DECISION_TIMES_PER_CALL);
+    qmesh__v1__decision_times_request__free_unpacked(in, NULL);
+    return;
+  }
+  const struct qm_decision_times *t = qm_auditor_state_times(a->state);
+  int64_t *ns = malloc((in->count ? in->count : 1) * sizeof *ns);
+  Qmesh__V1__DecisionTimes out = QMESH__V1__DECISION_TIMES__INIT;
+  uint8_t *buf = NULL;
+  if (ns) {
+    for (uint32_t i = 0; i < in->count; i++) ns[i] = qm_decision_times_get(t, in->first_sequence + i);
+    out.n_decided_unix_nanos = in->count;
+    out.decided_unix_nanos = ns;
+    size_t n = qmesh__v1__decision_times__get_packed_size(&out);
+    if ((buf = malloc(n ? n : 1))) {
+      qmesh__v1__decision_times__pack(&out, buf);
+      qm_call_reply(call, buf, n);
+    }
+  }
+  if (!buf) qm_call_fail(call, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  free(buf);
+  free(ns);
+  qmesh__v1__decision_times_request__free_unpacked(in, NULL);
+}
+
 static void on_lookup(void *ctx, struct qm_call *call, const uint8_t *req, size_t len) {
   struct auditor *a = ctx;
   Qmesh__V1__LookupRequest *in = qmesh__v1__lookup_request__unpack(NULL, len, req);
@@ -354,9 +389,11 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   struct qm_method_spec report_batch = {.path = "/qmesh.v1.Auditor/ReportBatch", .unary = on_report_batch, .ctx = a};
   struct qm_method_spec summary = {.path = "/qmesh.v1.Auditor/Summary", .unary = on_summary, .ctx = a};
   struct qm_method_spec lookup = {.path = "/qmesh.v1.Auditor/Lookup", .unary = on_lookup, .ctx = a};
+  struct qm_method_spec times = {.path = "/qmesh.v1.Auditor/DecisionTimes", .unary = on_decision_times, .ctx = a};
   struct qm_method_spec drift = {.path = "/qmesh.v1.Auditor/DriftTrace", .unary = on_drift, .ctx = a};
-  if (!rc && (qm_server_add_method(srv, &report) || qm_server_add_method(srv, &report_batch) || qm_server_add_method(srv, &summary) ||
-              qm_server_add_method(srv, &lookup) || qm_server_add_method(srv, &drift) ||
+  if (!rc && (qm_server_add_method(srv, &report) || qm_server_add_method(srv, &report_batch) ||
+              qm_server_add_method(srv, &summary) || qm_server_add_method(srv, &lookup) ||
+              qm_server_add_method(srv, &times) || qm_server_add_method(srv, &drift) ||
               qm_role_add_stats_method(r, "/qmesh.v1.Auditor/Stats")))
     rc = qm_err_set(err, -EINVAL, "cannot register the Auditor service");
   if (rc) {

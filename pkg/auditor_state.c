@@ -28,6 +28,8 @@ struct qm_auditor_state {
   uint64_t replayed;
   struct qm_drift *drift;
   struct qm_reorder *reorder;
+  struct qm_decision_times times; /* live decisions only: a replayed one has no real time */
+  int replaying;
   const uint64_t *malformed, *unknown_signer, *bad_signature, *signer_mismatch, *refused_full;
 };
 
@@ -39,6 +41,7 @@ static void to_drift(void *arg, uint64_t sequence, size_t domain, const int8_t *
 static void on_decision(void *arg, const struct qm_decision *d) {
   struct qm_auditor_state *s = arg;
   if (s->latency) qm_hist_observe_ns(s->latency, d->latency_ns);
+  if (!s->replaying) qm_decision_times_record(&s->times, d->sequence, qm_now_ns());
   qm_reorder_push(s->reorder, d->sequence, d->domain, d->votes, d->success);
 }
 
@@ -89,7 +92,9 @@ int qm_auditor_state_new(const struct qm_topology *topo, struct qm_key *const *k
   if (!rc) qm_quorum_on_decision(s->quorum, on_decision, s);
   if (!rc && audit_log) {
     struct qm_audit_scan scan;
+    s->replaying = 1;
     rc = qm_audit_log_open(audit_log, fsync, replay_record, s, &s->log, &scan, err);
+    s->replaying = 0;
   }
   if (rc) {
     qm_auditor_state_free(s);
@@ -105,6 +110,7 @@ void qm_auditor_state_free(struct qm_auditor_state *s) {
   qm_reorder_free(s->reorder);
   qm_drift_free(s->drift);
   qm_quorum_free(s->quorum);
+  qm_decision_times_free(&s->times);
   free(s->domains);
   free(s->roots);
   free(s);
@@ -113,6 +119,8 @@ void qm_auditor_state_free(struct qm_auditor_state *s) {
 void qm_auditor_state_sync(struct qm_auditor_state *s) { qm_audit_log_sync(s->log); }
 void qm_auditor_state_set_latency(struct qm_auditor_state *s, struct qm_hist *h) { s->latency = h; }
 uint64_t qm_auditor_state_sync_errors(const struct qm_auditor_state *s) { return qm_audit_log_sync_errors(s->log); }
+
+const struct qm_decision_times *qm_auditor_state_times(const struct qm_auditor_state *s) { return &s->times; }
 
 int64_t qm_auditor_state_pending(const struct qm_auditor_state *s) {
   struct qm_quorum_stats st;

@@ -9,6 +9,7 @@
 #include "err.h"
 #include "quorum.h"
 #include "audit_log.h"
+#include "decision_times.h"
 #include "hist.h"
 #include "report_check.h"
 #include "topology.h"
@@ -24,6 +25,8 @@ int qm_auditor_state_new(const struct qm_topology *topo, struct qm_key *const *k
 /* For Stats: the decision latency histogram (borrowed), and levels. */
 void qm_auditor_state_set_latency(struct qm_auditor_state *s, struct qm_hist *h);
 int64_t qm_auditor_state_pending(const struct qm_auditor_state *s);
+/* qm_auditor_state_times: when each live decision was made, by sequence. */
+const struct qm_decision_times *qm_auditor_state_times(const struct qm_auditor_state *s);
 /* qm_auditor_state_sync_errors: failed fdatasync calls of the audit log's sync thread. */
 uint64_t qm_auditor_state_sync_errors(const struct qm_auditor_state *s);
 int64_t qm_auditor_state_reorder_waiting(const struct qm_auditor_state *s);

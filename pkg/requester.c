@@ -242,6 +242,7 @@ static void issue_next(struct run *r, struct slot *s) {
   s->attempts = 1;
   s->busy = 0;
   if (!r->res->first_submit_ns) r->res->first_submit_ns = qm_now_ns();
+  if (r->o->submit_times && s->item.index < r->res->sent) r->o->submit_times[s->item.index] = qm_now_ns();
   s->submit_ns = now;
   if (r->o->rate > 0) {
     /* How far this load generator lags its own schedule (tick granularity, CPU, or every

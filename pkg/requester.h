@@ -25,6 +25,8 @@ struct qm_requester_opts {
   unsigned batch;                 /* 0: one Front/Submit per request; else up to |batch|
                                      requests per Front/SubmitBatch call, gathered while
                                      QM_REQUESTER_BATCHES_IN_FLIGHT calls per front are out */
+  int64_t *submit_times;          /* NULL, or topology total_requests entries: each request's
+                                     first submit (unix ns), indexed by sequence */
   double rate;                    /* 0: closed loop (a request leaves when one finishes); else
                                      open loop: request i is due at start + i / rate seconds,
                                      still at most |concurrency| in flight */

@@ -17,6 +17,7 @@
 #include "requester.h"
 #include "rpc.h"
 #include "summary.h"
+#include "supervisor.h"
 #include "text.h"
 
 #define BENCH_TOTAL_DEFAULT 10000
@@ -144,7 +145,10 @@ struct bench {
   /* mesh */
   struct qm_requester_result req;
   struct qm_report rep;
-  struct qm_latency *lat;
+  struct qm_latency *lat;        /* submit -> the front's acknowledgement */
+  struct qm_latency *decide_lat; /* submit -> the auditor's decision (two clocks of one host) */
+  int64_t *submit_times;         /* per sequence, unix ns */
+  uint64_t decide_missing;       /* accepted requests the auditor reported no decision time for */
   struct usage self_before, self_after;
   struct role_row *rows;
   size_t nrows;
@@ -206,8 +210,13 @@ static void print_text(const struct bench *b, struct qm_text *o) {
   qm_text_printf(o, "Mesh (every role its own process; a request counts once the auditor decided it)\n");
   qm_text_printf(o, "  end-to-end rate       %10.1f requests/s (%.3f s from first submit to last decision)\n",
                  e2e_rate(b), r->e2e_seconds);
+  qm_text_printf(o, "  submit->decision      p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms  (%" PRIu64
+                    " samples, %" PRIu64 " without a decision time; the requester's submit to the auditor's decision)\n",
+                 ms(qm_latency_percentile(b->decide_lat, 0.50)), ms(qm_latency_percentile(b->decide_lat, 0.99)),
+                 ms(qm_latency_percentile(b->decide_lat, 0.999)), ms(qm_latency_max(b->decide_lat)),
+                 qm_latency_count(b->decide_lat), b->decide_missing);
   qm_text_printf(o, "  submit->ack latency   p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms  (%" PRIu64
-                    " samples; an upper bound on submit->decision)\n",
+                    " samples; the front acknowledges after the decision)\n",
                  ms(qm_latency_percentile(b->lat, 0.50)), ms(qm_latency_percentile(b->lat, 0.99)),
                  ms(qm_latency_percentile(b->lat, 0.999)), ms(qm_latency_max(b->lat)), qm_latency_count(b->lat));
   qm_text_printf(o, "  rpc calls per request %10.3f (requester->front %.3f, front->hub %.3f, hub->providers %.3f, "
@@ -292,13 +301,17 @@ static void print_json(const struct bench *b, struct qm_text *o) {
   qm_text_printf(o, "\"topology\":");
   qm_text_json_string(o, b->topology_name);
   qm_text_printf(o, ",\"regions\":%zu,\"providers\":%zu,\"quorum\":%u,\"worker_count\":%u,\"post_queue_max\":%u,"
-                    "\"total\":%" PRIu64 ",\"concurrency\":%u,\"batch\":%u,\"rate\":%.1f,\"sent_late\":%" PRIu64 ",\"lag_max_ms\":%.3f,",
+                    "\"total\":%" PRIu64 ",\"concurrency\":%u,\"batch\":%u,\"rate\":%.1f,\"sent_late\":%" PRIu64
+                    ",\"lag_max_ms\":%.3f,",
                  b->nregions, b->nproviders, b->quorum, b->worker_count, b->post_queue_max, b->total, b->concurrency,
                  b->batch, b->rate, b->req.behind, ms(b->req.lag_max_ns));
   double cpu = mesh_cpu_s(b);
   qm_text_printf(o, "\"mesh\":{\"requests_per_s\":%.1f,\"e2e_seconds\":%.6f,\"latency_ms\":", e2e_rate(b),
                  r->e2e_seconds);
   json_latency(o, b->lat);
+  qm_text_printf(o, ",\"decision_latency_ms\":");
+  json_latency(o, b->decide_lat);
+  qm_text_printf(o, ",\"decision_times_missing\":%" PRIu64, b->decide_missing);
   qm_text_printf(o, ",\"rpc_calls_per_request\":%.4f,\"rpc_calls\":{\"requester_front\":%" PRIu64
                     ",\"front_hub\":%" PRIu64 ",\"hub_providers\":%" PRIu64 ",\"provider_auditor\":%" PRIu64
                     "},\"requester_attempts\":%" PRIu64 ",\"vote_batches\":%" PRIu64 ",\"vote_batch_retries\":%" PRIu64
@@ -374,6 +387,45 @@ static int run_echo(struct bench *b) {
 }
 
 /* run_mesh: start, drive, wait, measure, stop. */
+#define BENCH_TIMES_PER_CALL 65536
+
+/* decision_latency: each request's decision time from the auditor (DecisionTimes), less
+ * its submit time here: the submit->decision latency itself, not the ack's upper bound. */
+static int decision_latency(struct bench *b, const struct qm_topology *t, struct qm_err *err) {
+  char dial[QM_ADDR_MAX];
+  qm_supervisor_dial(t->auditor.listen, dial, sizeof dial);
+  for (uint64_t first = 0; first < b->total; first += BENCH_TIMES_PER_CALL) {
+    uint64_t count = b->total - first < BENCH_TIMES_PER_CALL ? b->total - first : BENCH_TIMES_PER_CALL;
+    Qmesh__V1__DecisionTimesRequest rq = QMESH__V1__DECISION_TIMES_REQUEST__INIT;
+    rq.first_sequence = first;
+    rq.count = (uint32_t)count;
+    uint8_t req[32];
+    size_t n = qmesh__v1__decision_times_request__pack(&rq, req);
+    struct qm_rpc_result res;
+    if (qm_rpc_call_sync_id(dial, t->auditor.id, "/qmesh.v1.Auditor/DecisionTimes", req, n, NULL, 0, 10000, 0, &res,
+                            err))
+      return -EIO;
+    if (res.status != QM_STATUS_OK) {
+      free(res.resp);
+      return qm_err_set(err, -EIO, "%s DecisionTimes: %s: %s", t->auditor.id, qm_status_name(res.status),
+                        res.details);
+    }
+    Qmesh__V1__DecisionTimes *dt = qmesh__v1__decision_times__unpack(NULL, res.len, res.resp);
+    free(res.resp);
+    if (!dt || dt->n_decided_unix_nanos != count) {
+      if (dt) qmesh__v1__decision_times__free_unpacked(dt, NULL);
+      return qm_err_set(err, -EIO, "%s: malformed DecisionTimes", t->auditor.id);
+    }
+    for (uint64_t i = 0; i < count; i++) {
+      int64_t sub = b->submit_times[first + i], dec = dt->decided_unix_nanos[i];
+      if (sub && dec) qm_latency_record(b->decide_lat, dec > sub ? dec - sub : 0);
+      else if (sub) b->decide_missing++;
+    }
+    qmesh__v1__decision_times__free_unpacked(dt, NULL);
+  }
+  return 0;
+}
+
 static int run_mesh(struct bench *b, const char *topology) {
   struct qm_local_mesh m;
   struct qm_err err = {0};
@@ -388,6 +440,11 @@ static int run_mesh(struct bench *b, const char *topology) {
   b->worker_count = t->worker_count;
   b->post_queue_max = t->post_queue_max;
   b->total = t->total_requests;
+  b->submit_times = calloc(b->total ? b->total : 1, sizeof *b->submit_times);
+  if (!b->submit_times) {
+    fprintf(stderr, "qmesh bench: out of memory\n");
+    goto stop;
+  }
   b->rows = calloc(m.sup.n ? m.sup.n : 1, sizeof *b->rows);
   if (!b->rows) {
     fprintf(stderr, "qmesh bench: out of memory\n");
@@ -405,7 +462,7 @@ static int run_mesh(struct bench *b, const char *topology) {
   b->self_before = read_usage(0);
   struct qm_requester_opts ro = {.topo = t, .concurrency = b->concurrency, .progress = isatty(2),
                                  .cancel = &qm_interrupted, .latency = b->lat, .batch = b->batch,
-                                 .rate = b->rate};
+                                 .rate = b->rate, .submit_times = b->submit_times};
   if (qm_requester_run(&ro, &b->req, &err)) {
     fprintf(stderr, "qmesh bench: requester: %s\n", err.msg);
     goto stop;
@@ -438,6 +495,10 @@ static int run_mesh(struct bench *b, const char *topology) {
     } else {
       b->calls_auditor += w->calls_in;
     }
+  }
+  if (decision_latency(b, t, &err)) {
+    fprintf(stderr, "qmesh bench: %s\n", err.msg);
+    goto stop;
   }
   if (qm_report_collect(&b->rep, t, &err)) {
     fprintf(stderr, "qmesh bench: %s\n", err.msg);
@@ -536,9 +597,10 @@ int qm_cmd_bench(int argc, char **argv) {
   b.rate = (double)rate;
   b.echo_ms = (unsigned)echo_ms;
   read_machine(&b.machine);
-  if (qm_latency_new(&b.lat) || qm_latency_new(&b.echo_lat)) {
+  if (qm_latency_new(&b.lat) || qm_latency_new(&b.echo_lat) || qm_latency_new(&b.decide_lat)) {
     fprintf(stderr, "qmesh bench: out of memory\n");
     qm_latency_free(b.lat);
+    qm_latency_free(b.echo_lat);
     return 1;
   }
   /* Signals are blocked before the echo child is forked, so it inherits the mask and only
@@ -563,5 +625,7 @@ done:
   free(b.rows);
   qm_latency_free(b.lat);
   qm_latency_free(b.echo_lat);
+  qm_latency_free(b.decide_lat);
+  free(b.submit_times);
   return code;
 }

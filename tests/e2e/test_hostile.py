@@ -549,6 +549,19 @@ while time.time() < deadline:
     time.sleep(0.05)
 R.eq((lk.domain, lk.state, len(lk.votes)), ("identity", "decided", 3),
      "an item accepted in a SubmitBatch is decided with its own domain and three votes")
+# DecisionTimes: the auditor's decision time of that item (sequence 900010), read-only
+DT = "/qmesh.v1.Auditor/DecisionTimes"
+code, details, body = raw_call(AUD, DT, pb.DecisionTimesRequest(first_sequence=900009, count=3).SerializeToString())
+R.eq(code, "OK", "DecisionTimes answers (%s)" % details)
+if code == "OK":
+    ns = list(pb.DecisionTimes.FromString(body).decided_unix_nanos)
+    R.check(len(ns) == 3 and ns[0] == 0 and ns[2] == 0 and abs(ns[1] - time.time() * 1e9) < 60e9,
+            "DecisionTimes: the decided sequence has a wall-clock time, its neighbours 0: %r" % ns)
+for name, rq in [("65537 sequences", pb.DecisionTimesRequest(first_sequence=0, count=65537)),
+                 ("a range past 2^64", pb.DecisionTimesRequest(first_sequence=2**64 - 2, count=5))]:
+    code, details, _ = raw_call(AUD, DT, rq.SerializeToString())
+    R.eq(code, "INVALID_ARGUMENT", "DecisionTimes for %s: refused (%s)" % (name, details))
+    R.check("count" in details, "DecisionTimes for %s: the message names the count: %r" % (name, details))
 for name, its, want in [("an empty SubmitBatch", [], "1 to 4096"),
                         ("a SubmitBatch of 4097 items", [pb.SubmitItem(payload=b"{}")] * 4097, "4097")]:
     b = stats("NUVL_A")
@@ -590,7 +603,9 @@ COUNTER = {"/qmesh.v1.Front/Submit": ("submit_refused_invalid",),
            "/qmesh.v1.Provider/Evaluate": ("refused_invalid",),
            "/qmesh.v1.Provider/EvaluateBatch": ("refused_invalid",),
            "/qmesh.v1.Auditor/Report": ("rejected_malformed",),
-           "/qmesh.v1.Auditor/ReportBatch": ("rejected_malformed",)}
+           "/qmesh.v1.Auditor/ReportBatch": ("rejected_malformed",),
+           "/qmesh.v1.Auditor/DecisionTimes": (),
+           "/qmesh.v1.Auditor/Summary": (), "/qmesh.v1.Auditor/Lookup": (), "/qmesh.v1.Auditor/DriftTrace": ()}
 METHODS = {}
 for rid in ["NUVL_A", "HUB_A", "PROVIDER_A", "AUDITOR"]:
     svc = SERVICE[role_of(rid)]
