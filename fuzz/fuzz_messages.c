@@ -38,6 +38,10 @@ CODEC(Qmesh__V1__StatsRequest, qmesh__v1__stats_request)
 CODEC(Qmesh__V1__SummaryRequest, qmesh__v1__summary_request)
 CODEC(Qmesh__V1__LookupRequest, qmesh__v1__lookup_request)
 CODEC(Grpc__Health__V1__HealthCheckRequest, grpc__health__v1__health_check_request)
+CODEC(Qmesh__V1__SubmitBatchRequest, qmesh__v1__submit_batch_request)
+CODEC(Qmesh__V1__BatchReply, qmesh__v1__batch_reply)
+CODEC(Qmesh__V1__DecisionTimesRequest, qmesh__v1__decision_times_request)
+CODEC(Qmesh__V1__DecisionTimes, qmesh__v1__decision_times)
 
 enum { LOOKUP = 6 };
 static const struct codec codecs[] = {
@@ -49,6 +53,10 @@ static const struct codec codecs[] = {
     ENTRY("SummaryRequest", qmesh__v1__summary_request),
     [LOOKUP] = ENTRY("LookupRequest", qmesh__v1__lookup_request),
     ENTRY("HealthCheckRequest", grpc__health__v1__health_check_request),
+    ENTRY("SubmitBatchRequest", qmesh__v1__submit_batch_request),
+    ENTRY("BatchReply", qmesh__v1__batch_reply),
+    ENTRY("DecisionTimesRequest", qmesh__v1__decision_times_request),
+    ENTRY("DecisionTimes", qmesh__v1__decision_times),
 };
 
 static void die(const struct codec *c, const char *what) {
