@@ -39,6 +39,7 @@ struct run {
   int64_t next_progress;
   struct slot *waiting; /* backed-off retries */
   struct slot *idle;    /* paced: slots free until the next request is due */
+  int gathering;        /* paced, batch mode: inside the pacing tick, requests only gather */
   int64_t start_ns;     /* paced: when request 0 was due (monotonic) */
   struct outbox *out;   /* batch mode: per region */
   void **submit_batch;
@@ -195,6 +196,7 @@ static void send_slot(struct run *r, struct slot *s) {
   if (r->o->batch) {
     struct outbox *ob = &r->out[s->region];
     ob->items[ob->n++] = s; /* room: each slot waits in at most one outbox */
+    if (r->gathering && ob->n < r->o->batch) return; /* the pacing tick flushes once at its end */
     while (ob->n && (ob->n >= r->o->batch || ob->inflight < QM_REQUESTER_BATCHES_IN_FLIGHT)) {
       size_t before = ob->n;
       flush_region(r, s->region);
@@ -257,11 +259,16 @@ static void issue_next(struct run *r, struct slot *s) {
 
 static void on_pace_tick(void *arg) {
   struct run *r = arg;
+  r->gathering = 1; /* what fell due since the last tick leaves as one SubmitBatch per front */
   while (r->idle && r->issued < r->res->sent && due_ns(r, r->issued) <= qm_mono_ns()) {
     struct slot *s = r->idle;
     r->idle = s->next_idle;
     issue_next(r, s);
   }
+  r->gathering = 0;
+  if (r->o->batch)
+    for (size_t i = 0; i < r->nregions; i++)
+      if (r->out[i].n && r->out[i].inflight < QM_REQUESTER_BATCHES_IN_FLIGHT) flush_region(r, i);
 }
 
 static void on_retry_tick(void *arg) {

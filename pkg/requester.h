@@ -34,7 +34,7 @@ struct qm_requester_opts {
 
 /* SubmitBatch calls in flight per front before requests wait for the next: enough that the
  * requester does not hold requests back; the front batches for the internal hops. */
-#define QM_REQUESTER_BATCHES_IN_FLIGHT 4
+#define QM_REQUESTER_BATCHES_IN_FLIGHT 8
 
 struct qm_requester_result {
   struct qm_byzantine byz;        /* as drawn from the seed */
