@@ -27,11 +27,11 @@ struct front {
 };
 
 #define QM_FRONT_BATCH_MAX 256     /* artifacts per RelayBatch */
-/* Send at once while fewer are in flight (Nagle-like). One: the batch in flight spans the
- * whole pipeline (hub, providers, auditor), so what arrives meanwhile makes the next batch as
- * large as the round trip allows; measured at 10,000 requests/s offered, 1 gave ~17-28
- * requests per batch and p99 10-16 ms where 2 gave ~14 and 19-23 ms (docs/BENCHMARKS.md). */
-#define QM_FRONT_BATCHES_IN_FLIGHT 1
+/* Send at once while fewer are in flight (Nagle-like); what arrives meanwhile makes the next
+ * batch. Measured at 10,000 requests/s offered (docs/BENCHMARKS.md): with 1 the batch size
+ * drifts between ~16 and ~34 from run to run and p99 submit->decision with it (6-20 ms);
+ * with 2 batches stay at ~13 and p99 at 7.5-13 ms, for ~20% more CPU per request. */
+#define QM_FRONT_BATCHES_IN_FLIGHT 2
 #define QM_SUBMIT_BATCH_MAX 4096     /* items per SubmitBatch call */
 /* Batches leave on arrival or on a hub reply; the tick only retries one that could not be
  * built (out of memory), so it need not wake an idle front often. */
