@@ -5,92 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-enum { WT_VARINT = 0, WT_64BIT = 1, WT_LEN = 2, WT_32BIT = 5 };
-
-/* One field as protobuf-c's scan sees it. */
-struct field {
-  uint32_t tag;
-  unsigned wt;
-  const uint8_t *member; /* what protobuf-c's bool parser reads: the varint's bytes, the */
-  size_t member_len;     /* fixed bytes, or the length prefix and the payload */
-  struct qm_span payload; /* length-delimited: the bytes after the prefix */
-  uint64_t value;         /* varint: its value modulo 2^64 */
-};
-
-/* next_field: the field at |*at|: 1 (and |*at| moves past it), 0 at |end|, -1 malformed. */
-static inline __attribute__((always_inline)) int next_field(const uint8_t **at, const uint8_t *end,
-                                                           struct field *f) {
-  const uint8_t *p = *at;
-  size_t rem = (size_t)(end - p), used = 0;
-  if (rem == 0) return 0;
-  /* The tag: at most 5 bytes; a first byte that says field 0 is refused outright (a longer
-   * encoding of 0 is not, and lands among the unknown fields, as in protobuf-c). */
-  if ((p[0] & 0xf8) == 0) return -1;
-  uint32_t tag = (uint32_t)(p[0] & 0x7f) >> 3;
-  f->wt = p[0] & 7;
-  if (!(p[0] & 0x80)) {
-    used = 1;
-  } else {
-    size_t max = rem < 5 ? rem : 5;
-    unsigned shift = 4;
-    for (size_t i = 1; i < max && !used; i++) {
-      if (p[i] & 0x80) {
-        tag |= (uint32_t)(p[i] & 0x7f) << shift;
-        shift += 7;
-      } else {
-        tag |= (uint32_t)p[i] << shift;
-        used = i + 1;
-      }
-    }
-    if (!used) return -1;
-  }
-  p += used;
-  rem -= used;
-  f->tag = tag;
-  f->member = p;
-  f->value = 0;
-  switch (f->wt) {
-    case WT_VARINT: {
-      size_t max = rem < 10 ? rem : 10, i = 0;
-      while (i < max && (p[i] & 0x80)) i++;
-      if (i == max) return -1;
-      uint64_t v = 0;
-      for (size_t k = 0; k <= i; k++) v |= (uint64_t)(p[k] & 0x7f) << (7 * k);
-      f->value = v;
-      f->member_len = i + 1;
-      break;
-    }
-    case WT_64BIT:
-      if (rem < 8) return -1;
-      f->member_len = 8;
-      break;
-    case WT_32BIT:
-      if (rem < 4) return -1;
-      f->member_len = 4;
-      break;
-    case WT_LEN: {
-      size_t max = rem < 5 ? rem : 5, i = 0;
-      uint64_t len = 0;
-      for (; i < max; i++) {
-        len |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-        if (!(p[i] & 0x80)) break;
-      }
-      if (i == max) return -1;
-      size_t hdr = i + 1;
-      if (len > rem - hdr) return -1;
-      f->payload.p = p + hdr;
-      f->payload.n = (size_t)len;
-      f->member_len = hdr + (size_t)len;
-      break;
-    }
-    default:
-      return -1; /* groups (3, 4) and the unassigned 6 and 7 */
-  }
-  *at = p + f->member_len;
-  return 1;
-}
-
-static int bool_of(const struct field *f) {
+static int bool_of(const struct qm_pb_field *f) {
   /* protobuf-c reads a bool from whatever the wire type brought, nonzero 7-bit groups. */
   for (size_t i = 0; i < f->member_len; i++)
     if (f->member[i] & 0x7f) return 1;
@@ -109,9 +24,9 @@ int qm_wire_signed(const uint8_t *p, size_t n, struct qm_signed_view *out) {
   out->nproof = 0;
   out->leaf_index = out->leaf_count = 0;
   const uint8_t *at = p, *end = p + n;
-  struct field f;
+  struct qm_pb_field f;
   int rc;
-  while ((rc = next_field(&at, end, &f)) > 0) {
+  while ((rc = qm_pb_next_field(&at, end, &f)) > 0) {
     switch (f.tag) {
       case 1: /* outcome */
       case 2: /* signature */
@@ -141,9 +56,9 @@ int qm_wire_outcome(const uint8_t *p, size_t n, struct qm_outcome_view *out) {
   memset(out, 0, sizeof *out);
   out->request_repr.p = out->provider_id.p = out->domain.p = none;
   const uint8_t *at = p, *end = p + n;
-  struct field f;
+  struct qm_pb_field f;
   int rc;
-  while ((rc = next_field(&at, end, &f)) > 0) {
+  while ((rc = qm_pb_next_field(&at, end, &f)) > 0) {
     switch (f.tag) {
       case 1: /* request_repr */
       case 2: /* provider_id */
@@ -172,11 +87,11 @@ int qm_wire_outcome(const uint8_t *p, size_t n, struct qm_outcome_view *out) {
 int qm_wire_batch(const uint8_t *p, size_t n, struct qm_signed_view *out, size_t cap, size_t *count) {
   if (!p) p = none;
   const uint8_t *at = p, *end = p + n;
-  struct field f;
+  struct qm_pb_field f;
   struct qm_signed_view spare;
   int rc;
   *count = 0;
-  while ((rc = next_field(&at, end, &f)) > 0) {
+  while ((rc = qm_pb_next_field(&at, end, &f)) > 0) {
     if (f.tag != 1) continue; /* unknown: skipped */
     if (f.wt != WT_LEN) return -EBADMSG;
     struct qm_signed_view *v = *count < cap ? &out[*count] : &spare;

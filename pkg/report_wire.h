@@ -12,11 +12,8 @@
 #include <stdint.h>
 
 #include "merkle.h"
+#include "pb_wire.h"
 
-struct qm_span {
-  const uint8_t *p;
-  size_t n;
-};
 
 struct qm_signed_view {
   struct qm_span raw; /* the whole encoded SignedOutcome, as received */
