@@ -89,12 +89,27 @@ static void lookup(const Qmesh__V1__LookupRequest *in) {
 
 /* has_field_zero: libprotobuf-c 1.4.1 accepts field number 0 when the tag is a padded varint
  * ("80 00"), keeps it as an unknown field and packs it as "00", which it then refuses. No
- * server re-packs a decoded request (the hub relays the bytes it received), so such a
- * message is exempt from the second round only. None of these messages nests another. */
+ * server re-packs a decoded request (the hub relays the bytes it received, the front reads
+ * SubmitBatch items without re-packing them), so such a message is exempt from the second
+ * round only. Nested messages (SubmitBatchRequest's items, BatchReply's statuses) too. */
 static int has_field_zero(const void *m) {
   const ProtobufCMessage *base = m;
   for (unsigned i = 0; i < base->n_unknown_fields; i++)
     if (base->unknown_fields[i].tag == 0) return 1;
+  const ProtobufCMessageDescriptor *d = base->descriptor;
+  for (unsigned f = 0; f < d->n_fields; f++) {
+    const ProtobufCFieldDescriptor *fd = &d->fields[f];
+    if (fd->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+    const char *at = (const char *)m + fd->offset;
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+      size_t n = *(const size_t *)((const char *)m + fd->quantifier_offset);
+      void *const *items = *(void *const *const *)at;
+      for (size_t k = 0; k < n; k++)
+        if (has_field_zero(items[k])) return 1;
+    } else if (*(void *const *)at && has_field_zero(*(void *const *)at)) {
+      return 1;
+    }
+  }
   return 0;
 }
 
