@@ -7,12 +7,6 @@
 
 #include "pb_wire.h"
 
-/* cstr_len: a string field's length as protobuf-c's C string shows it (up to a NUL). */
-static size_t cstr_len(const uint8_t *p, size_t n) {
-  const uint8_t *nul = n ? memchr(p, 0, n) : NULL;
-  return nul ? (size_t)(nul - p) : n;
-}
-
 /* An empty message may come as a null pointer; walk a real (empty) buffer instead. */
 static const uint8_t none[1];
 
@@ -35,10 +29,10 @@ int qm_artifact_read(const uint8_t *p, size_t n, struct qm_artifact_view *out) {
           out->repr_len = f.payload.n;
         } else if (f.tag == 2) {
           out->context = (const char *)f.payload.p;
-          out->context_len = cstr_len(f.payload.p, f.payload.n);
+          out->context_len = qm_span_cstr_len(f.payload);
         } else if (f.tag == 3) {
           out->domain = (const char *)f.payload.p;
-          out->domain_len = cstr_len(f.payload.p, f.payload.n);
+          out->domain_len = qm_span_cstr_len(f.payload);
         }
         break;
       case 4: /* sequence */

@@ -6,12 +6,20 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A run of bytes inside a received message. */
 struct qm_span {
   const uint8_t *p;
   size_t n;
 };
+
+/* qm_span_cstr_len: the length of a string field as protobuf-c's C string shows it (up to
+ * the first NUL). */
+static inline size_t qm_span_cstr_len(struct qm_span s) {
+  const uint8_t *nul = s.n ? memchr(s.p, 0, s.n) : NULL;
+  return nul ? (size_t)(nul - s.p) : s.n;
+}
 
 /* Wire types. */
 enum { WT_VARINT = 0, WT_64BIT = 1, WT_LEN = 2, WT_32BIT = 5 };

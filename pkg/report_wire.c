@@ -146,11 +146,6 @@ uint8_t *qm_wire_batch_reply_put(uint8_t *out, int result, const char *error, ui
   return out;
 }
 
-size_t qm_span_cstr_len(struct qm_span s) {
-  const uint8_t *nul = s.n ? memchr(s.p, 0, s.n) : NULL;
-  return nul ? (size_t)(nul - s.p) : s.n;
-}
-
 int qm_span_streq(struct qm_span a, const char *s) {
   size_t n = qm_span_cstr_len(a);
   return strlen(s) == n && memcmp(a.p, s, n) == 0;

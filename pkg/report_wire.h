@@ -45,9 +45,6 @@ int qm_wire_batch(const uint8_t *p, size_t n, struct qm_signed_view *out, size_t
 size_t qm_wire_batch_reply_len(int result, const char *error, uint32_t code);
 uint8_t *qm_wire_batch_reply_put(uint8_t *out, int result, const char *error, uint32_t code);
 
-/* qm_span_cstr_len: the length of a string field as protobuf-c's C string shows it (up to
- * the first NUL). */
-size_t qm_span_cstr_len(struct qm_span s);
 /* qm_span_streq: the string field equals the C string |s|, as strcmp on the decoded field. */
 int qm_span_streq(struct qm_span a, const char *s);
 

@@ -13,6 +13,9 @@
 
 #define QM_BUSY_RETRIES 200        /* RESOURCE_EXHAUSTED retries per request */
 #define QM_BUSY_BACKOFF_MAX_MS 200 /* backoff doubles from 2 ms up to this */
+/* SubmitBatch calls in flight per front before requests wait for the next: enough that the
+ * requester does not hold requests back; the front batches for the internal hops. */
+#define QM_REQUESTER_BATCHES_IN_FLIGHT 8
 
 struct slot {
   struct run *run;
@@ -243,8 +246,9 @@ static void issue_next(struct run *r, struct slot *s) {
   s->region = region_of(r, s->item.index);
   s->attempts = 1;
   s->busy = 0;
-  if (!r->res->first_submit_ns) r->res->first_submit_ns = qm_now_ns();
-  if (r->o->submit_times && s->item.index < r->res->sent) r->o->submit_times[s->item.index] = qm_now_ns();
+  int64_t wall = qm_now_ns();
+  if (!r->res->first_submit_ns) r->res->first_submit_ns = wall;
+  if (r->o->submit_times && s->item.index < r->res->sent) r->o->submit_times[s->item.index] = wall;
   s->submit_ns = now;
   if (r->o->rate > 0) {
     /* How far this load generator lags its own schedule (tick granularity, CPU, or every
@@ -257,6 +261,13 @@ static void issue_next(struct run *r, struct slot *s) {
   send_slot(r, s);
 }
 
+/* flush_ready: every front's waiting requests that may leave now. */
+static void flush_ready(struct run *r) {
+  if (r->o->batch)
+    for (size_t i = 0; i < r->nregions; i++)
+      if (r->out[i].n && r->out[i].inflight < QM_REQUESTER_BATCHES_IN_FLIGHT) flush_region(r, i);
+}
+
 static void on_pace_tick(void *arg) {
   struct run *r = arg;
   r->gathering = 1; /* what fell due since the last tick leaves as one SubmitBatch per front */
@@ -266,16 +277,12 @@ static void on_pace_tick(void *arg) {
     issue_next(r, s);
   }
   r->gathering = 0;
-  if (r->o->batch)
-    for (size_t i = 0; i < r->nregions; i++)
-      if (r->out[i].n && r->out[i].inflight < QM_REQUESTER_BATCHES_IN_FLIGHT) flush_region(r, i);
+  flush_ready(r);
 }
 
 static void on_retry_tick(void *arg) {
   struct run *r = arg;
-  if (r->o->batch)
-    for (size_t i = 0; i < r->nregions; i++)
-      if (r->out[i].n && r->out[i].inflight < QM_REQUESTER_BATCHES_IN_FLIGHT) flush_region(r, i);
+  flush_ready(r); /* what out of memory held back */
   int64_t now = qm_mono_ns();
   struct slot **link = &r->waiting;
   while (*link) {

@@ -24,7 +24,7 @@ struct qm_requester_opts {
                                      records its first submit -> acknowledgement time */
   unsigned batch;                 /* 0: one Front/Submit per request; else up to |batch|
                                      requests per Front/SubmitBatch call, gathered while
-                                     QM_REQUESTER_BATCHES_IN_FLIGHT calls per front are out */
+                                     earlier SubmitBatch calls to the same front are out */
   int64_t *submit_times;          /* NULL, or topology total_requests entries: each request's
                                      first submit (unix ns), indexed by sequence */
   double rate;                    /* 0: closed loop (a request leaves when one finishes); else
@@ -32,9 +32,6 @@ struct qm_requester_opts {
                                      still at most |concurrency| in flight */
 };
 
-/* SubmitBatch calls in flight per front before requests wait for the next: enough that the
- * requester does not hold requests back; the front batches for the internal hops. */
-#define QM_REQUESTER_BATCHES_IN_FLIGHT 8
 
 struct qm_requester_result {
   struct qm_byzantine byz;        /* as drawn from the seed */

@@ -152,7 +152,6 @@ struct bench {
   struct usage self_before, self_after;
   struct role_row *rows;
   size_t nrows;
-  uint64_t attempts;          /* the requester's Submit/SubmitBatch calls (a cross-check of calls_front) */
   uint64_t calls_front;       /* requester -> fronts: calls the fronts accepted */
   uint64_t calls_hub;         /* fronts -> hubs */
   uint64_t calls_provider;    /* hubs -> providers */
@@ -278,7 +277,7 @@ static void print_text(const struct bench *b, struct qm_text *o) {
                  r->votes_accepted, r->decided * b->nproviders, r->votes_rejected, r->votes_duplicate, r->votes_late);
   qm_text_printf(o, "  requester refused %" PRIu64 ", failed %" PRIu64 ", resent %" PRIu64 ", busy retries %" PRIu64
                     ", failovers %" PRIu64 "; Submit/SubmitBatch calls %" PRIu64 ", calls the fronts accepted %" PRIu64 "\n",
-                 b->req.refused, b->req.failed, b->req.resent, b->req.retried_busy, b->req.failovers, b->attempts,
+                 b->req.refused, b->req.failed, b->req.resent, b->req.retried_busy, b->req.failovers, b->req.calls,
                  b->calls_front);
   qm_text_printf(o, "  %s\n", nothing_lost(b) ? "nothing lost: every request sent was accepted and decided with every vote"
                                                : "LOST OR INCOMPLETE: see the counts above");
@@ -318,7 +317,7 @@ static void print_json(const struct bench *b, struct qm_text *o) {
                     ",\"votes_per_batch\":%.2f,\"requests_per_relay_call\":%.2f,\"cpu_seconds\":%.3f,"
                     "\"cpu_us_per_request\":%.2f},",
                  per_request(b, (double)calls_total(b)), b->calls_front, b->calls_hub, b->calls_provider,
-                 b->calls_auditor, b->attempts, b->vote_batches, b->vote_batch_retries,
+                 b->calls_auditor, b->req.calls, b->vote_batches, b->vote_batch_retries,
                  b->vote_batches ? (double)b->votes_reported / (double)b->vote_batches : 0,
                  b->calls_hub ? (double)r->decided / (double)b->calls_hub : 0, cpu, per_request(b, cpu) * 1e6);
   if (b->echo_ran) {
@@ -506,7 +505,6 @@ static int run_mesh(struct bench *b, const char *topology) {
   }
   b->rep.e2e_seconds = b->rep.last_decision_ns > b->req.first_submit_ns
                            ? (double)(b->rep.last_decision_ns - b->req.first_submit_ns) / 1e9 : 0;
-  b->attempts = b->req.calls;
   /* Just before stopping: CPU and peak RSS of every role process, and of this one. */
   for (size_t i = 0; i < b->nrows; i++) b->rows[i].after = read_usage(b->rows[i].child.pid);
   b->self_after = read_usage(0);
