@@ -22,15 +22,18 @@ struct front {
   size_t npending;
   size_t outstanding;      /* requests accepted and not yet answered: bounded by POST_QUEUE_MAX */
   unsigned inflight_batches;
+  int admitting; /* a SubmitBatch is being admitted: its items leave together, after the loop */
   struct qm_hist *latency; /* accept -> the hub's answer */
   uint64_t *batches, *accepted, *forwarded, *refused_full, *refused_invalid, *hub_failed, *no_seq;
 };
 
 #define QM_FRONT_BATCH_MAX 256     /* artifacts per RelayBatch */
 /* Send at once while fewer are in flight (Nagle-like); what arrives meanwhile makes the next
- * batch. Measured at 10,000 requests/s offered (docs/BENCHMARKS.md): with 1 the batch size
- * drifts between ~16 and ~34 from run to run and p99 submit->decision with it (6-20 ms);
- * with 2 batches stay at ~13 and p99 at 7.5-13 ms, for ~20% more CPU per request. */
+ * batch. Measured at 10,000 requests/s offered, 10 runs of each interleaved
+ * (docs/BENCHMARKS.md): with 2, p99 submit->decision at or under 10 ms in 8 runs (~12
+ * requests per relay, ~170 us of CPU per request); with 1, in 5 (~20 per relay, ~140 us):
+ * the CPUs then sit idle a quarter of the time and this VM's hypervisor takes longer to give
+ * an idle vCPU back. */
 #define QM_FRONT_BATCHES_IN_FLIGHT 2
 #define QM_SUBMIT_BATCH_MAX 4096     /* items per SubmitBatch call */
 /* Batches leave on arrival or on a hub reply; the tick only retries one that could not be
@@ -234,7 +237,8 @@ static int admit(struct front *f, const struct request *rq, struct pending p, ch
   (*f->accepted)++;
   f->outstanding++;
   f->pending[f->npending++] = p;
-  if (f->npending == QM_FRONT_BATCH_MAX || f->inflight_batches < QM_FRONT_BATCHES_IN_FLIGHT) flush(f);
+  if (f->npending == QM_FRONT_BATCH_MAX || (!f->admitting && f->inflight_batches < QM_FRONT_BATCHES_IN_FLIGHT))
+    flush(f);
   return QM_STATUS_OK;
 }
 
@@ -343,6 +347,9 @@ static void on_submit_batch(void *ctx, struct qm_call *call, const uint8_t *req,
     b->ptrs[i] = &b->items[i];
   }
   char why[300];
+  /* Without this, a free slot would carry the call's first item alone and the rest would
+   * wait for the next batch: one relay call for one request. */
+  f->admitting = 1;
   for (size_t i = 0; i < b->n; i++) {
     const Qmesh__V1__SubmitItem *it = in->items[i];
     const char *domain = it->domain[0] ? it->domain : "payments";
@@ -361,6 +368,8 @@ static void on_submit_batch(void *ctx, struct qm_call *call, const uint8_t *req,
     rc = admit(f, &rq, (struct pending){.batch = b, .index = i}, why, sizeof why);
     if (rc != QM_STATUS_OK) batch_item_done(b, i, rc, why);
   }
+  f->admitting = 0;
+  if (f->npending && f->inflight_batches < QM_FRONT_BATCHES_IN_FLIGHT) flush(f);
   qmesh__v1__submit_batch_request__free_unpacked(in, NULL);
   batch_release(b);
 }

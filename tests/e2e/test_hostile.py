@@ -520,6 +520,7 @@ def submit_batch(items):
 
 
 b = stats("NUVL_A")
+b_hub = stats("HUB_A")
 good = pb.SubmitItem(payload=b'{"batch":1}', verification_context="CTX_ALPHA", domain="identity", sequence=900010,
                      has_sequence=True)
 items = [good,
@@ -539,6 +540,11 @@ dd = delta(b, stats("NUVL_A"))
 dd.pop("rpc_calls", None)
 R.eq(dd, {"submit_batch_calls": 1, "submit_accepted": 2, "submit_forwarded": 2, "submit_refused_invalid": 3,
           "submit_without_seq": 1}, "a mixed SubmitBatch: front Stats counters moved item by item")
+# The accepted items of one call leave together: one RelayBatch to the hub (the hub's
+# rpc_calls also counts the Stats call that reads it), not one relay call per item.
+dd = delta(b_hub, stats("HUB_A"))
+R.eq((dd.get("rpc_calls", 0) - 1, dd.get("artifacts_received", 0)), (1, 2),
+     "a mixed SubmitBatch: its 2 accepted items reach the hub in one relay call")
 deadline = time.time() + 10
 lk = None
 while time.time() < deadline:
