@@ -15,6 +15,7 @@
 
 #include <microhttpd.h>
 
+#include "grpc/health/v1/health.pb-c.h"
 #include "metrics.h"
 #include "qmesh/v1/qmesh.pb-c.h"
 #include "roles.h"
@@ -271,6 +272,30 @@ done:
   return rc;
 }
 
+/* ---- /healthz ---- */
+
+/* healthz: the role's own grpc.health.v1.Health/Check (every service), over plain HTTP for
+ * probes that cannot present a client certificate when the gRPC port wants one (kubelet's
+ * gRPC probes under mutual TLS): 200 SERVING, else 503 with the status or the reason. */
+static enum MHD_Result healthz(struct qm_http *h, struct MHD_Connection *c) {
+  static const char path[] = "/grpc.health.v1.Health/Check";
+  char why[600];
+  size_t len = 0;
+  uint8_t *buf = call(h, path, &len, why, sizeof why);
+  if (!buf) return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "%s %s: no answer: %s\n", h->role, h->id, why);
+  Grpc__Health__V1__HealthCheckResponse *r = grpc__health__v1__health_check_response__unpack(NULL, len, buf);
+  free(buf);
+  if (!r)
+    return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "%s %s: malformed HealthCheckResponse\n", h->role, h->id);
+  int serving = r->status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+  const ProtobufCEnumValue *v =
+      protobuf_c_enum_descriptor_get_value(&grpc__health__v1__health_check_response__serving_status__descriptor, r->status);
+  char name[64];
+  snprintf(name, sizeof name, "%s", v ? v->name : "UNKNOWN");
+  grpc__health__v1__health_check_response__free_unpacked(r, NULL);
+  return reply_text(c, serving ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "%s\n", name);
+}
+
 static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **req) {
   (void)version;
@@ -282,9 +307,10 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c, const cha
     return MHD_YES;
   }
   if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-    return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD", "%s: use GET /metrics\n", method);
+    return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD", "%s: use GET /metrics or GET /healthz\n", method);
+  if (strcmp(url, "/healthz") == 0) return healthz(h, c);
   if (strcmp(url, "/metrics") != 0)
-    return reply_text(c, MHD_HTTP_NOT_FOUND, NULL, "not found: %s (try /metrics)\n", url);
+    return reply_text(c, MHD_HTTP_NOT_FOUND, NULL, "not found: %s (try /metrics or /healthz)\n", url);
   struct qm_text t;
   char why[600];
   qm_text_init(&t, QM_METRICS_TEXT_MAX);

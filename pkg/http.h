@@ -1,10 +1,13 @@
 /* http.h: a role's plain-HTTP side on libmicrohttpd: GET /metrics (Prometheus text format)
- * on every role, and on fronts the reference demo's ingress, POST / answered 204.
+ * and GET /healthz (200 SERVING / 503, the role's own Health/Check, for probes that cannot
+ * present a client certificate under mutual TLS) on every role, and on fronts the reference
+ * demo's ingress, POST / answered 204.
  *
  * The HTTP threads never touch role state: they are gRPC clients of their own process over
  * one persistent channel. /metrics calls /qmesh.v1.<Service>/Stats (and the auditor's
- * Summary); POST / calls /qmesh.v1.Front/Submit with the body and the X-Verification-Context,
- * X-Domain and X-Request-Seq headers as metadata. */
+ * Summary); /healthz calls /grpc.health.v1.Health/Check; POST / calls
+ * /qmesh.v1.Front/Submit with the body and the X-Verification-Context, X-Domain and
+ * X-Request-Seq headers as metadata. */
 #ifndef QM_HTTP_H
 #define QM_HTTP_H
 

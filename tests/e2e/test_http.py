@@ -8,12 +8,16 @@
   `qmesh summary --json`; every role shows its gauges and its latency histogram, whose
   _count is the number of requests it handled (front: forwarded + hub_failed; provider:
   reported + rejected + failed votes; auditor: decided);
-3 the roles stop cleanly (exit 0) with their HTTP servers running."""
+3 the roles stop cleanly (exit 0) with their HTTP servers running;
+4 GET /healthz on every role is the role's own Health/Check: 200 SERVING, also under mutual
+  TLS (where a probe without a client certificate cannot ask the gRPC port), and 503
+  NOT_SERVING while a role drains after SIGTERM."""
 import hashlib
 import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +27,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 import meshlib  # noqa: E402
+
+import grpc  # noqa: E402
 
 BIN = meshlib.parse_bin()
 R = meshlib.Results()
@@ -302,6 +308,15 @@ for rid, _ in ROLES:
 AUD = "127.0.0.1:%d" % ports["AUDITOR"]
 INGRESS = "http://127.0.0.1:%d/" % ingress_port["NUVL_A"]
 
+# ---- 0: /healthz, the role's own Health/Check over plain HTTP ----
+for rid, _ in ROLES:
+    code, headers, page = http_get("http://127.0.0.1:%d/healthz" % metrics_port[rid])
+    R.eq((code, page), (200, "SERVING\n"), "%s GET /healthz: 200 SERVING" % rid)
+    code, _, page = curl("http://127.0.0.1:%d/healthz" % metrics_port[rid], "-I")
+    R.eq(code, 200, "%s HEAD /healthz: 200" % rid)
+code, _, _ = curl("http://127.0.0.1:%d/healthz" % metrics_port["HUB_A"], "--data-binary", "x")
+R.eq(code, 405, "POST /healthz is 405")
+
 # ---- 1: the ingress, with curl ----
 body = b'{"curl":1,"from":"test_http"}'
 code, headers, reply = curl(INGRESS, "-X", "POST", "--data-binary", body.decode(),
@@ -351,7 +366,7 @@ R.check(re.search(r"(?im)^allow: *POST", headers) is not None, "the 405 says All
 code, _, _ = curl(INGRESS + "elsewhere", "--data-binary", "x")
 R.eq(code, 404, "POST /elsewhere is 404")
 code, _, _ = curl("http://127.0.0.1:%d/" % metrics_port["NUVL_A"])
-R.eq(code, 404, "the metrics port serves /metrics only")
+R.eq(code, 404, "the metrics port serves /metrics and /healthz only")
 INGRESS_OK = 3  # the two posts and the 64 KiB one
 
 # ---- 2: a batch, then /metrics on every role against Stats, Summary and `qmesh summary` ----
@@ -564,7 +579,8 @@ tprocs = {}
 for rid in ["AUDITOR", "PROVIDER_A", "PROVIDER_B", "PROVIDER_C", "HUB_A", "NUVL_A"]:
     http = {"AUDITOR": ["--metrics-addr", "127.0.0.1:%d" % textra[0]],
             "NUVL_A": ["--metrics-addr", "127.0.0.1:%d" % textra[1], "--ingress-addr", "127.0.0.1:%d" % textra[2]]}
-    args = meshlib.role_args(BIN, ttopo, rid, extra=http.get(rid, ["--metrics-addr", "off"]))
+    args = meshlib.role_args(BIN, ttopo, rid, drain_ms=3000 if rid == "NUVL_A" else 0,
+                             extra=http.get(rid, ["--metrics-addr", "off"]))
     tprocs[rid] = meshlib.spawn(args, env=meshlib.clean_env(), stderr=open(os.path.join(logs, "tls-" + rid + ".log"), "w"))
 R.check(wait_http("http://127.0.0.1:%d/metrics" % textra[0]), "TLS: the auditor serves /metrics")
 R.check(wait_http("http://127.0.0.1:%d/metrics" % textra[1]), "TLS: the front serves /metrics")
@@ -582,6 +598,24 @@ while time.time() < deadline and dec < 1:
         if code == 200 else 0
     time.sleep(0.1)
 R.eq(dec, 1.0, "TLS: the auditor's /metrics shows the request decided")
+# Under mutual TLS a probe without a client certificate cannot ask the gRPC port, but
+# /healthz answers it on the metrics port (what a kubelet probe would use then).
+for name, port in (("auditor", textra[0]), ("front", textra[1])):
+    code, _, page = http_get("http://127.0.0.1:%d/healthz" % port)
+    R.eq((code, page), (200, "SERVING\n"), "TLS: the %s's /healthz is 200 SERVING" % name)
+try:
+    with grpc.insecure_channel("127.0.0.1:%d" % tports["AUDITOR"]) as ch:
+        ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=3)
+    R.check(False, "TLS: a plaintext Health/Check on the gRPC port is refused")
+except grpc.RpcError as e:
+    R.check(e.code() == grpc.StatusCode.UNAVAILABLE, "TLS: a plaintext Health/Check on the gRPC port fails (%s)" % e.code())
+# Draining (SIGTERM, --drain-ms 3000): /healthz turns 503 NOT_SERVING before the role stops.
+tprocs["NUVL_A"].send_signal(signal.SIGTERM)
+deadline, code, page = time.time() + 2.5, 0, ""
+while time.time() < deadline and code != 503:
+    code, _, page = http_get("http://127.0.0.1:%d/healthz" % textra[1])
+    time.sleep(0.02)
+R.eq((code, page), (503, "NOT_SERVING\n"), "TLS: a draining front's /healthz is 503 NOT_SERVING")
 for rid in reversed(list(tprocs)):
     R.eq(meshlib.stop(tprocs[rid]), 0, "TLS: %s exits 0" % rid)
 
