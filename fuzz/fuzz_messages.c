@@ -1,7 +1,9 @@
 /* fuzz_messages.c: libFuzzer harness for every other request a qmesh server decodes from the
  * network: each input is unpacked as each message type exactly as the handlers do; what
  * decodes is packed again (get_packed_size must equal what pack writes, and a second
- * unpack/pack round must give the same bytes). A LookupRequest's hex goes through qm_unhex. */
+ * unpack/pack round must give the same bytes). A LookupRequest's hex goes through qm_unhex;
+ * MuxFrames also go through the in-place walker the rpc core reads them with, which must
+ * agree with protobuf-c on every input. */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 
 #include "grpc/health/v1/health.pb-c.h"
 #include "hash.h"
+#include "mux_wire.h"
 #include "qmesh/v1/qmesh.pb-c.h"
 
 /* One entry per message type, through the generated typed functions the servers call. */
@@ -42,8 +45,9 @@ CODEC(Qmesh__V1__SubmitBatchRequest, qmesh__v1__submit_batch_request)
 CODEC(Qmesh__V1__BatchReply, qmesh__v1__batch_reply)
 CODEC(Qmesh__V1__DecisionTimesRequest, qmesh__v1__decision_times_request)
 CODEC(Qmesh__V1__DecisionTimes, qmesh__v1__decision_times)
+CODEC(Qmesh__V1__MuxFrames, qmesh__v1__mux_frames)
 
-enum { LOOKUP = 6 };
+enum { LOOKUP = 6, MUX = 12 };
 static const struct codec codecs[] = {
     ENTRY("SubmitRequest", qmesh__v1__submit_request),
     ENTRY("Artifact", qmesh__v1__artifact),
@@ -57,6 +61,7 @@ static const struct codec codecs[] = {
     ENTRY("BatchReply", qmesh__v1__batch_reply),
     ENTRY("DecisionTimesRequest", qmesh__v1__decision_times_request),
     ENTRY("DecisionTimes", qmesh__v1__decision_times),
+    [MUX] = ENTRY("MuxFrames", qmesh__v1__mux_frames),
 };
 
 static void die(const struct codec *c, const char *what) {
@@ -113,10 +118,30 @@ static int has_field_zero(const void *m) {
   return 0;
 }
 
+/* mux_walk: the in-place MuxFrames walker (pkg/mux_wire.c) takes exactly what protobuf-c
+ * takes, with the same values (|m|: protobuf-c's decoding, or NULL when it refused). */
+static void mux_walk(const uint8_t *data, size_t size, const Qmesh__V1__MuxFrames *m) {
+  long n = qm_mux_frames_count(data, size);
+  if ((n >= 0) != (m != NULL)) die(&codecs[MUX], m ? "the walker refuses what protobuf-c takes" : "the walker takes what protobuf-c refuses");
+  if (!m) return;
+  if ((size_t)n != m->n_frames) die(&codecs[MUX], "the walker counts other frames");
+  const uint8_t *at = size ? data : (const uint8_t *)"", *end = at + size;
+  struct qm_mux_frame f;
+  for (size_t i = 0; i < m->n_frames; i++) {
+    const Qmesh__V1__MuxFrame *x = m->frames[i];
+    if (qm_mux_frames_next(&at, end, &f) != 1 || f.id != x->id || f.status != x->status ||
+        f.payload.n != x->payload.len || (f.payload.n && memcmp(f.payload.p, x->payload.data, f.payload.n)) ||
+        qm_span_cstr_len(f.method) != strlen(x->method) || memcmp(f.method.p, x->method, strlen(x->method)) ||
+        qm_span_cstr_len(f.message) != strlen(x->message) || memcmp(f.message.p, x->message, strlen(x->message)))
+      die(&codecs[MUX], "the walker reads another frame");
+  }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (size_t i = 0; i < sizeof codecs / sizeof codecs[0]; i++) {
     const struct codec *c = &codecs[i];
     void *m = c->unpack(size, data);
+    if (i == MUX) mux_walk(data, size, m);
     if (!m) continue;
     if (i == LOOKUP) lookup(m);
     size_t n1, n2;

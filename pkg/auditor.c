@@ -394,7 +394,7 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   if (!rc && (qm_server_add_method(srv, &report) || qm_server_add_method(srv, &report_batch) ||
               qm_server_add_method(srv, &summary) || qm_server_add_method(srv, &lookup) ||
               qm_server_add_method(srv, &times) || qm_server_add_method(srv, &drift) ||
-              qm_role_add_stats_method(r, "/qmesh.v1.Auditor/Stats")))
+              qm_role_add_stats_method(r, "/qmesh.v1.Auditor/Stats") || qm_server_add_mux(srv, "/qmesh.v1.Auditor/Mux")))
     rc = qm_err_set(err, -EINVAL, "cannot register the Auditor service");
   if (rc) {
     teardown(a);

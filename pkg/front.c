@@ -400,6 +400,7 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   }
   qm_channel_set_limits(f->hub, f->topo->worker_count, f->topo->post_queue_max);
   f->relay_batch = qm_channel_method(f->hub, "/qmesh.v1.Hub/RelayBatch");
+  qm_channel_use_mux(f->hub, "/qmesh.v1.Hub/Mux"); /* relay batches as frames on one stream */
   f->pending = calloc(QM_FRONT_BATCH_MAX, sizeof *f->pending);
   if (!f->pending || qm_loop_add_tick(qm_role_loop(r), QM_FRONT_RETRY_MS, on_tick, f)) {
     qm_channel_free(f->hub);

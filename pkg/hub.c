@@ -220,6 +220,7 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
     qm_channel_set_limits(h->providers[i], t->worker_count, t->post_queue_max);
     h->evaluate[i] = qm_channel_method(h->providers[i], "/qmesh.v1.Provider/Evaluate");
     h->evaluate_batch[i] = qm_channel_method(h->providers[i], "/qmesh.v1.Provider/EvaluateBatch");
+    qm_channel_use_mux(h->providers[i], "/qmesh.v1.Provider/Mux"); /* one stream per provider */
     qm_role_add_upstream(r, t->providers[i].ep.advertise);
   }
   h->front_id = qm_topology_find_region_of(t, qm_role_id(r))->front.id;
@@ -236,7 +237,8 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   struct qm_method_spec relay1 = {.path = "/qmesh.v1.Hub/Relay", .unary = on_relay, .ctx = h};
   struct qm_method_spec relayn = {.path = "/qmesh.v1.Hub/RelayBatch", .unary = on_relay_batch, .ctx = h};
   if (!rc && (qm_server_add_method(qm_role_server(r), &relay1) || qm_server_add_method(qm_role_server(r), &relayn) ||
-              qm_role_add_stats_method(r, "/qmesh.v1.Hub/Stats")))
+              qm_role_add_stats_method(r, "/qmesh.v1.Hub/Stats") ||
+              qm_server_add_mux(qm_role_server(r), "/qmesh.v1.Hub/Mux")))
     rc = qm_err_set(err, -EINVAL, "cannot register the Hub service");
   if (rc) {
     teardown(h);

@@ -249,6 +249,7 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
     rc = qm_err_set(err, -ENOMEM, "provider %s: cannot key the scorer", p->self->ep.id);
   if (!rc) rc = resolve_byzantine(p, err);
   if (!rc) rc = qm_channel_new(qm_role_loop(r), p->topo->auditor.advertise, p->topo->auditor.id, &p->auditor, err);
+  if (!rc) qm_channel_use_mux(p->auditor, "/qmesh.v1.Auditor/Mux"); /* vote batches as frames */
   /* retries back off by 50 ms at least; the loop wakes every 20 ms anyway */
   if (!rc) rc = qm_loop_add_tick(qm_role_loop(r), 20, on_tick, p);
   if (rc) {
@@ -295,7 +296,8 @@ static int setup(struct qm_role *r, void **state, struct qm_err *err) {
   struct qm_method_spec eval = {.path = "/qmesh.v1.Provider/Evaluate", .unary = on_evaluate, .ctx = p};
   struct qm_method_spec eval_batch = {.path = "/qmesh.v1.Provider/EvaluateBatch", .unary = on_evaluate_batch, .ctx = p};
   if (!rc && (qm_server_add_method(qm_role_server(r), &eval) || qm_server_add_method(qm_role_server(r), &eval_batch) ||
-              qm_role_add_stats_method(r, "/qmesh.v1.Provider/Stats")))
+              qm_role_add_stats_method(r, "/qmesh.v1.Provider/Stats") ||
+              qm_server_add_mux(qm_role_server(r), "/qmesh.v1.Provider/Mux")))
     rc = qm_err_set(err, -EINVAL, "cannot register the Provider service");
   if (rc) {
     teardown(p);

@@ -106,6 +106,11 @@ struct qm_method_spec {
 int qm_server_new(struct qm_loop *loop, struct qm_server **out);
 /* qm_server_add_method: before start; |spec| is copied (path is borrowed: keep it alive). */
 int qm_server_add_method(struct qm_server *srv, const struct qm_method_spec *spec);
+/* qm_server_add_mux: a bidi-streaming method at |path| (borrowed) that takes MuxFrames
+ * (proto/qmesh/v1/qmesh.proto): each frame is a call of this server's unary method it names,
+ * handled exactly as that method's call (qm_call_* work on it; its metadata, peer and
+ * certificate are the stream's), its reply a frame back. Before start. */
+int qm_server_add_mux(struct qm_server *srv, const char *path);
 /* qm_server_on_drain: registers a drain notice (several allowed). */
 int qm_server_on_drain(struct qm_server *srv, qm_drain_fn fn, void *ctx);
 /* qm_server_listen: binds |addr| ("host:port"); returns the bound port (> 0) or a negative
@@ -176,12 +181,23 @@ void qm_channel_set_limits(struct qm_channel *ch, unsigned max_inflight, unsigne
 struct qm_channel_stats {
   uint64_t started, failed, refused; /* refused: -ENOBUFS returned */
   uint64_t inflight, queued, queued_peak;
+  uint64_t mux_streams, mux_frames; /* streams opened, calls sent as frames */
 };
 void qm_channel_stats(const struct qm_channel *ch, struct qm_channel_stats *out);
 /* qm_channel_has_room: 1 when a call now would start or queue, 0 when it would be refused. */
 int qm_channel_has_room(const struct qm_channel *ch);
-/* qm_channel_method: registers |path| on the channel; returns a handle for calls. */
+/* qm_channel_method: registers |path| (copied) on the channel; returns a handle for calls,
+ * or NULL past QM_CHANNEL_METHODS_MAX. */
+#define QM_CHANNEL_METHODS_MAX 8
 void *qm_channel_method(struct qm_channel *ch, const char *path);
+/* qm_channel_use_mux: from now on the channel carries its calls without metadata as frames
+ * on one long-lived stream to the server's Mux method at |path| (qm_server_add_mux), opened
+ * on the first call (waiting for ready as that call asked) and again after it ends: no call
+ * setup, headers or trailers per call, and what queues while a message is being sent leaves
+ * in the next one. Every call keeps its own deadline, limits and exactly-once |done|; when
+ * the stream breaks, its calls fail as unary calls on a broken connection do. A server
+ * without Mux (UNIMPLEMENTED before any reply) gets plain unary calls from then on. */
+void qm_channel_use_mux(struct qm_channel *ch, const char *path);
 /* qm_channel_call: starts (or queues, see limits) a unary call with |req| and metadata (both
  * copied); |wait_for_ready| queues it in libgrpc while the channel connects instead of
  * failing UNAVAILABLE. |done| always runs exactly once on the loop thread, never from inside

@@ -29,6 +29,7 @@ struct qm_tick {
 #define QM_LOOP_SERVERS_MAX 4
 
 struct qm_client_call; /* rpc_client.c */
+struct mux_stream;     /* rpc_client.c */
 
 struct qm_loop {
   grpc_completion_queue *cq;
@@ -46,6 +47,10 @@ struct qm_loop {
   size_t nservers;
   struct qm_client_call *calls; /* client calls in flight (intrusive list) */
   size_t ncalls;
+  struct mux_stream *streams; /* client Mux streams with operations in flight */
+  size_t nstreams;
+  int64_t next_expiry_ns;     /* when to look for frames past their deadline */
+  int streams_cancelled;
 };
 
 /* Server hooks the loop drives while stopping (rpc_server.c). */
@@ -54,8 +59,11 @@ void qm__server_cancel_all(struct qm_server *srv);
 int qm__server_done(const struct qm_server *srv);
 /* qm__server_idle: no call is held by a handler (only armed slots remain). */
 int qm__server_idle(const struct qm_server *srv);
-/* Client hook: cancel every call in flight (rpc_client.c). */
+/* Client hook: cancel every call in flight, and every Mux stream (rpc_client.c). */
 void qm__client_cancel_all(struct qm_loop *loop);
+/* qm__client_expire: frames past their deadline end with DEADLINE_EXCEEDED (unary calls
+ * have theirs in libgrpc). */
+void qm__client_expire(struct qm_loop *loop, int64_t now);
 
 /* Byte buffers. */
 grpc_byte_buffer *qm__buffer_from(const uint8_t *data, size_t len);

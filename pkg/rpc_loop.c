@@ -8,6 +8,7 @@
 #include "rpc_internal.h"
 
 #define QM_LOOP_WAKE_MS 20 /* upper bound on tick latency and stop latency */
+#define QM_LOOP_EXPIRY_NS 5000000 /* frames on Mux streams: deadline checked this often */
 
 static int64_t clock_ns(clockid_t id) {
   struct timespec ts;
@@ -163,6 +164,14 @@ static void advance_stop(struct qm_loop *loop, int64_t now) {
     }
     return;
   }
+  if (loop->nstreams) {
+    /* Idle Mux streams: cancelled, their operations complete through the queue. */
+    if (!loop->streams_cancelled) {
+      loop->streams_cancelled = 1;
+      qm__client_cancel_all(loop);
+    }
+    return;
+  }
   loop->cq_shutdown = 1;
   grpc_completion_queue_shutdown(loop->cq);
 }
@@ -183,7 +192,12 @@ void qm_loop_run(struct qm_loop *loop) {
       struct qm_tag *tag = ev.tag;
       tag->fn(tag, ev.success);
     }
-    run_ticks(loop, qm_mono_ns());
+    int64_t after = qm_mono_ns();
+    run_ticks(loop, after);
+    if (loop->nstreams && after >= loop->next_expiry_ns) {
+      loop->next_expiry_ns = after + QM_LOOP_EXPIRY_NS;
+      qm__client_expire(loop, after);
+    }
   }
 }
 

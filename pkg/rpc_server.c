@@ -9,6 +9,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 
+#include "mux_wire.h"
 #include "rpc_internal.h"
 
 #define QM_METHODS_MAX 32
@@ -43,6 +44,8 @@ struct qm_server {
   uint64_t armed; /* contexts waiting in request_call slots (not held by any handler) */
   struct qm_tag shutdown_tag;
   struct qm_server_stats stats;
+  struct qm_call *mux_streams; /* Mux streams open now (intrusive list) */
+  uint64_t mux_idle;           /* ... of which carry no frame: not work in flight */
 };
 
 struct qm_sendq_item {
@@ -73,6 +76,13 @@ struct qm_call {
   void *user;
   grpc_slice status_details; /* alive until the call is freed */
   int has_details;
+  /* Mux: a frame's call (parent: the stream it came on, referenced until the frame ends),
+   * or a Mux stream (frames_open: frames without a reply yet; the server's list) */
+  struct qm_call *parent;
+  uint64_t frame_id;
+  int is_mux, mux_idle;
+  unsigned frames_open;
+  struct qm_call *mux_prev, *mux_next;
 };
 
 static void call_unref(struct qm_call *c);
@@ -176,8 +186,10 @@ static void call_free(struct qm_call *c) {
   if (c->peer) gpr_free(c->peer);
   if (c->has_details) grpc_slice_unref(c->status_details);
   if (c->call) grpc_call_unref(c->call);
+  struct qm_call *parent = c->parent;
   free(c);
   srv->stats.live--;
+  if (parent) call_unref(parent);
 }
 
 static void call_unref(struct qm_call *c) {
@@ -203,9 +215,12 @@ static void on_final(struct qm_tag *tag, int ok) {
   call_unref(c);
 }
 
+static int end_frame(struct qm_call *c, int status, const char *msg, const uint8_t *resp, size_t len);
+
 /* Unary (and unknown-method) end: metadata, message, status and close in one batch. */
 static int end_unary(struct qm_call *c, int status, const char *msg, const uint8_t *resp, size_t len) {
   if (c->ended) return -EALREADY;
+  if (c->parent) return end_frame(c, status, msg, resp, len);
   c->ended = 1;
   if (status != QM_STATUS_OK) c->srv->stats.failed++;
   grpc_op ops[4];
@@ -309,10 +324,13 @@ static void on_recv(struct qm_tag *tag, int ok) {
   call_unref(c);
 }
 
+static void mux_leave(struct qm_call *s);
+
 static void on_close(struct qm_tag *tag, int ok) {
   (void)ok;
   struct qm_call *c = QM_CONTAINER_OF(tag, struct qm_call, close_tag);
   c->closed = 1;
+  if (c->is_mux) mux_leave(c);
   if (c->method->spec.on_close) c->method->spec.on_close(c->method->spec.ctx, c);
   if (!c->ended) {
     c->ended = 1;
@@ -363,6 +381,7 @@ int qm_call_finish(struct qm_call *c, int status, const char *message) {
   if (!c->method || c->method->spec.unary) return end_unary(c, status, message, NULL, 0);
   if (c->ended) return -EALREADY;
   c->ended = 1;
+  if (c->is_mux) mux_leave(c);
   if (status != QM_STATUS_OK) c->srv->stats.failed++;
   c->finish_status = status;
   c->finish_msg = message ? strdup(message) : NULL;
@@ -391,6 +410,7 @@ int qm_call_fail(struct qm_call *c, int status, const char *fmt, ...) {
 }
 
 const char *qm_call_metadata(const struct qm_call *c, const char *key, size_t *len) {
+  if (c->parent) c = c->parent; /* a frame has the metadata of its stream */
   size_t klen = strlen(key);
   for (size_t i = 0; i < c->md.count; i++) {
     const grpc_metadata *m = &c->md.metadata[i];
@@ -403,6 +423,7 @@ const char *qm_call_metadata(const struct qm_call *c, const char *key, size_t *l
 }
 
 const char *qm_call_peer(struct qm_call *c) {
+  if (c->parent) c = c->parent;
   if (!c->peer) c->peer = grpc_call_get_peer(c->call);
   return c->peer ? c->peer : "";
 }
@@ -412,7 +433,7 @@ const char *qm_call_method(const struct qm_call *c) {
 }
 
 int qm_call_peer_identity(struct qm_call *c, char *out, size_t cap) {
-  grpc_auth_context *ctx = grpc_call_auth_context(c->call);
+  grpc_auth_context *ctx = grpc_call_auth_context(c->parent ? c->parent->call : c->call);
   int rc = -ENOENT;
   if (ctx && grpc_auth_context_peer_is_authenticated(ctx)) {
     grpc_auth_property_iterator it = grpc_auth_context_peer_identity(ctx);
@@ -429,6 +450,130 @@ int qm_call_peer_identity(struct qm_call *c, char *out, size_t cap) {
 
 void qm_call_set_user(struct qm_call *c, void *user) { c->user = user; }
 void *qm_call_user(const struct qm_call *c) { return c->user; }
+
+/* ---- Mux: unary calls as frames on one stream ---- */
+
+/* mux_set_idle: keeps srv->mux_idle = the open Mux streams that carry no frame. */
+static void mux_set_idle(struct qm_call *s, int idle) {
+  if (s->mux_idle == idle) return;
+  s->mux_idle = idle;
+  if (idle) s->srv->mux_idle++;
+  else s->srv->mux_idle--;
+}
+
+static void mux_join(struct qm_call *s) {
+  struct qm_server *srv = s->srv;
+  s->is_mux = 1;
+  s->mux_next = srv->mux_streams;
+  if (srv->mux_streams) srv->mux_streams->mux_prev = s;
+  srv->mux_streams = s;
+  mux_set_idle(s, 1);
+}
+
+/* mux_leave: the stream ended or closed: out of the list (once). */
+static void mux_leave(struct qm_call *s) {
+  struct qm_server *srv = s->srv;
+  if (!s->is_mux) return;
+  s->is_mux = 0;
+  mux_set_idle(s, 0);
+  if (s->mux_prev) s->mux_prev->mux_next = s->mux_next;
+  else srv->mux_streams = s->mux_next;
+  if (s->mux_next) s->mux_next->mux_prev = s->mux_prev;
+}
+
+/* mux_send_frame: one reply frame on the stream (dropped once the stream is over). */
+static void mux_send_frame(struct qm_call *s, uint64_t id, int status, const char *msg, const uint8_t *resp,
+                           size_t len) {
+  if (s->ended || s->closed) return;
+  struct qm_mux_frame f = {.id = id, .status = status};
+  if (status == QM_STATUS_OK) f.payload = (struct qm_span){resp, resp ? len : 0};
+  else if (msg) f.message = (struct qm_span){(const uint8_t *)msg, strlen(msg)};
+  size_t n = qm_mux_frame_len(&f);
+  uint8_t stackbuf[512], *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);
+  if (!buf || qm_call_send(s, buf, (size_t)(qm_mux_frame_put(&f, buf) - buf)) != 0) {
+    /* The client's deadline answers this frame; the whole stream is failed so that it
+     * learns at once and opens another. */
+    qm_call_finish(s, QM_STATUS_RESOURCE_EXHAUSTED, "cannot queue a reply frame");
+  }
+  if (buf != stackbuf) free(buf);
+}
+
+/* end_frame: a frame's call ends: its reply (or status) goes back as a frame. */
+static int end_frame(struct qm_call *c, int status, const char *msg, const uint8_t *resp, size_t len) {
+  struct qm_call *s = c->parent;
+  if (c->ended) return -EALREADY;
+  c->ended = 1;
+  if (status != QM_STATUS_OK) c->srv->stats.failed++;
+  mux_send_frame(s, c->frame_id, status, msg, resp, len);
+  if (--s->frames_open == 0) {
+    if (s->input_done || c->srv->shutting) qm_call_finish(s, QM_STATUS_OK, NULL);
+    else if (s->is_mux) mux_set_idle(s, 1);
+  }
+  call_unref(c); /* the handler's reference; the stream's goes with the context */
+  return 0;
+}
+
+static struct qm_method *unary_method(struct qm_server *srv, struct qm_span path) {
+  for (size_t i = 0; i < srv->nmethods; i++) {
+    struct qm_method *m = &srv->methods[i];
+    if (m->spec.unary && strlen(m->spec.path) == path.n && memcmp(m->spec.path, path.p, path.n) == 0) return m;
+  }
+  return NULL;
+}
+
+/* mux_on_message: every frame of a MuxFrames message becomes a call of its unary method,
+ * in order; the whole message is checked first (protobuf-c would refuse all of it). */
+static void mux_on_message(void *ctx, struct qm_call *s, const uint8_t *msg, size_t len) {
+  struct qm_server *srv = ctx;
+  if (!msg) { /* the client half-closed: end once every frame has its reply */
+    if (!s->frames_open) qm_call_finish(s, QM_STATUS_OK, NULL);
+    return;
+  }
+  if (qm_mux_frames_count(msg, len) < 0) {
+    qm_call_finish(s, QM_STATUS_INVALID_ARGUMENT, "malformed MuxFrames");
+    return;
+  }
+  const uint8_t *at = msg, *end = msg + len;
+  struct qm_mux_frame f;
+  while (!s->ended && !s->closed && qm_mux_frames_next(&at, end, &f) > 0) {
+    struct qm_method *m = unary_method(srv, f.method);
+    if (srv->shutting) {
+      mux_send_frame(s, f.id, QM_STATUS_UNAVAILABLE, "server is shutting down", NULL, 0);
+      continue;
+    }
+    if (!m) {
+      char why[300];
+      srv->stats.unimplemented++;
+      srv->stats.failed++; /* as for an unknown method's call */
+      snprintf(why, sizeof why, "unknown unary method %.*s", (int)(f.method.n < 200 ? f.method.n : 200),
+               (const char *)f.method.p);
+      mux_send_frame(s, f.id, QM_STATUS_UNIMPLEMENTED, why, NULL, 0);
+      continue;
+    }
+    struct qm_call *c = calloc(1, sizeof *c);
+    if (!c) {
+      mux_send_frame(s, f.id, QM_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+      continue;
+    }
+    c->srv = srv;
+    c->method = m;
+    c->refs = 1; /* the handler's */
+    c->parent = s;
+    c->frame_id = f.id;
+    c->arrived = 1;
+    grpc_metadata_array_init(&c->md);
+    s->refs++;
+    if (s->frames_open++ == 0) mux_set_idle(s, 0);
+    srv->stats.live++;
+    srv->stats.calls++;
+    m->spec.unary(m->spec.ctx, c, f.payload.n ? f.payload.p : empty_message, f.payload.n);
+  }
+}
+
+int qm_server_add_mux(struct qm_server *srv, const char *path) {
+  struct qm_method_spec spec = {.path = path, .stream = mux_on_message, .ctx = srv};
+  return qm_server_add_method(srv, &spec);
+}
 
 /* ---- arrivals ---- */
 
@@ -460,6 +605,7 @@ static void on_arrive(struct qm_tag *tag, int ok) {
   srv->stats.calls++;
   struct qm_method_spec *s = &c->method->spec;
   if (s->stream) {
+    if (s->stream == mux_on_message) mux_join(c);
     start_stream(c);
     return;
   }
@@ -522,6 +668,11 @@ void qm__server_begin_shutdown(struct qm_server *srv) {
   if (srv->shutting) return;
   for (size_t i = 0; i < srv->ndrains; i++) srv->drains[i].fn(srv->drains[i].ctx);
   srv->shutting = 1;
+  /* Mux streams end once their frames have their replies (new frames are refused). */
+  for (struct qm_call *m = srv->mux_streams, *next; m; m = next) {
+    next = m->mux_next;
+    if (!m->frames_open) qm_call_finish(m, QM_STATUS_OK, NULL);
+  }
   if (!srv->started) {
     srv->shutdown_done = 1;
     return;
@@ -534,7 +685,7 @@ void qm__server_cancel_all(struct qm_server *srv) {
   if (srv->started) grpc_server_cancel_all_calls(srv->server);
 }
 
-int qm__server_idle(const struct qm_server *srv) { return srv->stats.live == srv->armed; }
+int qm__server_idle(const struct qm_server *srv) { return srv->stats.live == srv->armed + srv->mux_idle; }
 
 int qm__server_done(const struct qm_server *srv) {
   return srv->shutdown_done && srv->stats.live == 0;

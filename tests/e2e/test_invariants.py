@@ -158,9 +158,11 @@ R.check(any(local not in own and remote == ports["AUDITOR"] for local, remote in
 prov_socks = tcp_sockets(procs["PROVIDER_A"].pid)
 R.check(any(local != ports["PROVIDER_A"] and remote != ports["PROVIDER_A"] for local, remote in prov_socks),
         "the check can fail: a provider dials out")
+# Mux carries these same methods as frames on one stream, and nothing else (e2e_hostile:
+# a frame naming any other method is UNIMPLEMENTED).
 R.eq(sorted(meshlib.reflected_methods(AUD, "qmesh.v1.Auditor")),
-     ["DecisionTimes", "DriftTrace", "Lookup", "Report", "ReportBatch", "Stats", "Summary"],
-     "the auditor's service has only Report and reads")
+     ["DecisionTimes", "DriftTrace", "Lookup", "Mux", "Report", "ReportBatch", "Stats", "Summary"],
+     "the auditor's service has only Report, reads, and Mux to carry them")
 
 # ---- 3: a hub relays byte-identical bytes (fake providers record what arrives) ----
 captured = {}

@@ -139,7 +139,36 @@ R.eq(code_of(lambda: call(AUD, "AUDITOR", "/qmesh.v1.Auditor/Report", signed_out
 R.eq(code_of(lambda: call(AUD, "AUDITOR", "/qmesh.v1.Auditor/Report", signed_outcome("PROVIDER_A"), pb.ReportReply,
                           creds("PROVIDER_A"))), "OK", "the provider reporting its own outcome is accepted")
 R.eq(counter("refused_unauthorized") - before, 2, "refusals are counted")
+
+
+def mux_frame(port, server_id, method, req, channel_creds):
+    """One frame on the server's Mux stream: (stream status name, the reply frame or None)."""
+    opts = [("grpc.ssl_target_name_override", server_id)]
+    path = "/qmesh.v1.%s/Mux" % method.split("/")[1].split(".")[-1]
+    frames = pb.MuxFrames(frames=[pb.MuxFrame(id=7, method=method, payload=req.SerializeToString())])
+    with grpc.secure_channel("127.0.0.1:%d" % port, channel_creds, options=opts) as ch:
+        st = ch.stream_stream(path, request_serializer=lambda m: m.SerializeToString(),
+                              response_deserializer=pb.MuxFrames.FromString)
+        try:
+            got = [f for m in st(iter([frames]), timeout=5) for f in m.frames]
+            return "OK", (got[0] if got else None)
+        except grpc.RpcError as e:
+            return e.code().name, None
+
+
+# The same authorization holds for calls carried as frames on a Mux stream: each frame is
+# checked against the stream's certificate.
+before = counter("refused_unauthorized")
+for who, want in (("HUB_A", 7), ("PROVIDER_B", 7), ("PROVIDER_A", 0)):
+    code, frame = mux_frame(AUD, "AUDITOR", "/qmesh.v1.Auditor/Report", signed_outcome("PROVIDER_A"), creds(who))
+    R.eq((code, frame.id if frame else None, frame.status if frame else None), ("OK", 7, want),
+         "a Report frame on the auditor's Mux with %s's certificate: status %d" % (who, want))
+R.eq(counter("refused_unauthorized") - before, 2, "refusals of frames are counted")
+code, frame = mux_frame(AUD, "AUDITOR", "/qmesh.v1.Auditor/Report", signed_outcome("PROVIDER_A"), creds())
+R.eq(code, "UNAVAILABLE", "no client certificate: no Mux stream either")
 art = pb.Artifact(request_repr=hashlib.sha256(b"x").digest(), domain="payments")
+code, frame = mux_frame(ports["HUB_A"], "HUB_A", "/qmesh.v1.Hub/Relay", art, creds("NUVL_B"))
+R.eq((code, frame.status if frame else None), ("OK", 7), "a Relay frame from another region's front is refused")
 R.eq(code_of(lambda: call(ports["HUB_A"], "HUB_A", "/qmesh.v1.Hub/Relay", art, pb.RelayReply, creds("NUVL_B"))),
      "PERMISSION_DENIED", "a hub refuses another region's front")
 R.eq(code_of(lambda: call(ports["PROVIDER_A"], "PROVIDER_A", "/qmesh.v1.Provider/Evaluate", art, pb.EvaluateReply,
