@@ -3,27 +3,10 @@
 
 #include <string.h>
 
-static size_t varint_len(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    n++;
-  }
-  return n;
-}
-
-static uint8_t *put_varint(uint64_t v, uint8_t *p) {
-  while (v >= 0x80) {
-    *p++ = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = (uint8_t)v;
-  return p;
-}
 
 static uint8_t *put_bytes(unsigned tag, struct qm_span s, uint8_t *p) {
   *p++ = (uint8_t)(tag << 3 | WT_LEN);
-  p = put_varint(s.n, p);
+  p = qm_pb_put_varint(p, s.n);
   if (s.n) memcpy(p, s.p, s.n);
   return p + s.n;
 }
@@ -31,32 +14,32 @@ static uint8_t *put_bytes(unsigned tag, struct qm_span s, uint8_t *p) {
 /* body_len: the frame's own fields (as protobuf-c packs them: defaults left out). */
 static size_t body_len(const struct qm_mux_frame *f) {
   size_t n = 0;
-  if (f->id) n += 1 + varint_len(f->id);
-  if (f->method.n) n += 1 + varint_len(f->method.n) + f->method.n;
-  if (f->payload.n) n += 1 + varint_len(f->payload.n) + f->payload.n;
+  if (f->id) n += 1 + qm_pb_varint_len(f->id);
+  if (f->method.n) n += 1 + qm_pb_varint_len(f->method.n) + f->method.n;
+  if (f->payload.n) n += 1 + qm_pb_varint_len(f->payload.n) + f->payload.n;
   /* int32: a negative value is sign-extended to 10 bytes */
-  if (f->status) n += 1 + varint_len((uint64_t)(int64_t)f->status);
-  if (f->message.n) n += 1 + varint_len(f->message.n) + f->message.n;
+  if (f->status) n += 1 + qm_pb_varint_len((uint64_t)(int64_t)f->status);
+  if (f->message.n) n += 1 + qm_pb_varint_len(f->message.n) + f->message.n;
   return n;
 }
 
 size_t qm_mux_frame_len(const struct qm_mux_frame *f) {
   size_t b = body_len(f);
-  return 1 + varint_len(b) + b;
+  return 1 + qm_pb_varint_len(b) + b;
 }
 
 uint8_t *qm_mux_frame_put(const struct qm_mux_frame *f, uint8_t *p) {
   *p++ = 1 << 3 | WT_LEN;
-  p = put_varint(body_len(f), p);
+  p = qm_pb_put_varint(p, body_len(f));
   if (f->id) {
     *p++ = 1 << 3 | WT_VARINT;
-    p = put_varint(f->id, p);
+    p = qm_pb_put_varint(p, f->id);
   }
   if (f->method.n) p = put_bytes(2, f->method, p);
   if (f->payload.n) p = put_bytes(3, f->payload, p);
   if (f->status) {
     *p++ = 4 << 3 | WT_VARINT;
-    p = put_varint((uint64_t)(int64_t)f->status, p);
+    p = qm_pb_put_varint(p, (uint64_t)(int64_t)f->status);
   }
   if (f->message.n) p = put_bytes(5, f->message, p);
   return p;

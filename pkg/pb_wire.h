@@ -1,6 +1,7 @@
 /* pb_wire.h: one protobuf field off the wire, as protobuf-c 1.4's scan accepts or refuses it:
- * the shared step of the in-place walkers (artifact_wire.c, report_wire.c), which are tested
- * against protobuf-c's own decoding. */
+ * the shared step of the in-place walkers (artifact_wire.c, report_wire.c, mux_wire.c), which
+ * are tested against protobuf-c's own decoding; and the varint writer of the in-place
+ * encoders (vote_wire.c, mux_wire.c). */
 #ifndef QM_PB_WIRE_H
 #define QM_PB_WIRE_H
 
@@ -106,6 +107,25 @@ static inline __attribute__((always_inline)) int qm_pb_next_field(const uint8_t 
   }
   *at = p + f->member_len;
   return 1;
+}
+
+/* Writing: the bytes of a varint, and the varint itself at |p| (returns the end). */
+static inline size_t qm_pb_varint_len(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+static inline uint8_t *qm_pb_put_varint(uint8_t *p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (uint8_t)v;
+  return p;
 }
 
 #endif

@@ -5,40 +5,22 @@
 
 #include <string.h>
 
-enum { WIRE_VARINT = 0, WIRE_LEN = 2 };
-
-static size_t varint_len(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    n++;
-  }
-  return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = (uint8_t)v;
-  return p;
-}
+#include "pb_wire.h"
 
 /* A length-delimited field (always written: repeated elements and the callers' non-empty
  * checks decide). */
-static size_t lenfield_len(size_t len) { return 1 + varint_len(len) + len; }
+static size_t lenfield_len(size_t len) { return 1 + qm_pb_varint_len(len) + len; }
 
 static uint8_t *put_lenfield(uint8_t *p, unsigned field, const void *data, size_t len) {
-  *p++ = (uint8_t)(field << 3 | WIRE_LEN);
-  p = put_varint(p, len);
+  *p++ = (uint8_t)(field << 3 | WT_LEN);
+  p = qm_pb_put_varint(p, len);
   if (len) memcpy(p, data, len);
   return p + len;
 }
 
 /* Optional scalars and strings: nothing when zero/empty (proto3 implicit presence). */
 static size_t opt_bytes_len(size_t len) { return len ? lenfield_len(len) : 0; }
-static size_t opt_varint_len(uint64_t v) { return v ? 1 + varint_len(v) : 0; }
+static size_t opt_varint_len(uint64_t v) { return v ? 1 + qm_pb_varint_len(v) : 0; }
 
 static uint8_t *put_opt_bytes(uint8_t *p, unsigned field, const void *data, size_t len) {
   return len ? put_lenfield(p, field, data, len) : p;
@@ -46,8 +28,8 @@ static uint8_t *put_opt_bytes(uint8_t *p, unsigned field, const void *data, size
 
 static uint8_t *put_opt_varint(uint8_t *p, unsigned field, uint64_t v) {
   if (!v) return p;
-  *p++ = (uint8_t)(field << 3 | WIRE_VARINT);
-  return put_varint(p, v);
+  *p++ = (uint8_t)(field << 3 | WT_VARINT);
+  return qm_pb_put_varint(p, v);
 }
 
 size_t qm_outcome_wire_len(const struct qm_outcome_fields *o) {
@@ -74,8 +56,8 @@ static size_t signed_vote_len(const struct qm_signed_vote_fields *v) {
 size_t qm_batch_vote_wire_len(const struct qm_signed_vote_fields *v) { return lenfield_len(signed_vote_len(v)); }
 
 uint8_t *qm_batch_vote_wire_put(const struct qm_signed_vote_fields *v, uint8_t *p) {
-  *p++ = (uint8_t)(1 << 3 | WIRE_LEN);
-  p = put_varint(p, signed_vote_len(v));
+  *p++ = (uint8_t)(1 << 3 | WT_LEN);
+  p = qm_pb_put_varint(p, signed_vote_len(v));
   p = put_opt_bytes(p, 1, v->outcome, v->outcome_len);
   p = put_opt_bytes(p, 2, v->signature, v->signature_len);
   p = put_opt_bytes(p, 3, v->key_id, v->key_id_len);
@@ -93,8 +75,8 @@ size_t qm_item_status_wire_len(uint32_t code, size_t message_len) {
 }
 
 uint8_t *qm_item_status_wire_put(uint32_t code, const char *message, size_t message_len, uint8_t *p) {
-  *p++ = (uint8_t)(1 << 3 | WIRE_LEN);
-  p = put_varint(p, item_status_len(code, message_len));
+  *p++ = (uint8_t)(1 << 3 | WT_LEN);
+  p = qm_pb_put_varint(p, item_status_len(code, message_len));
   p = put_opt_varint(p, 1, code);
   return put_opt_bytes(p, 2, message, message_len);
 }

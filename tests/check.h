@@ -3,10 +3,19 @@
 #ifndef QM_CHECK_H
 #define QM_CHECK_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 static int qm_checks_passed, qm_checks_failed;
+
+/* qm_xorshift: one step of xorshift64*, the tests' reproducible source of random inputs. */
+static inline uint64_t qm_xorshift(uint64_t *state) {
+  *state ^= *state >> 12;
+  *state ^= *state << 25;
+  *state ^= *state >> 27;
+  return *state * 2685821657736338717u;
+}
 
 /* qm_check_failed_: counts one check; true when it failed (the caller then says why). */
 static inline int qm_check_failed_(int ok) {

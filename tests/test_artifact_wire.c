@@ -9,12 +9,7 @@
 #include "qmesh/v1/qmesh.pb-c.h"
 
 static uint64_t rng = 0x2545f4914f6cdd1du;
-static uint64_t next(void) {
-  rng ^= rng >> 12;
-  rng ^= rng << 25;
-  rng ^= rng >> 27;
-  return rng * 2685821657736338717u;
-}
+static uint64_t next(void) { return qm_xorshift(&rng); }
 
 static size_t put_varint(uint8_t *p, uint64_t v) {
   size_t n = 0;

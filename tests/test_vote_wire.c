@@ -10,12 +10,7 @@
 #include "vote_wire.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15u;
-static uint64_t next(void) { /* xorshift64*: reproducible */
-  rng ^= rng >> 12;
-  rng ^= rng << 25;
-  rng ^= rng >> 27;
-  return rng * 2685821657736338717u;
-}
+static uint64_t next(void) { return qm_xorshift(&rng); }
 
 /* A length that exercises 1-, 2- and 3-byte length prefixes, and zero. */
 static size_t some_len(void) {

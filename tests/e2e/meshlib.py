@@ -134,6 +134,19 @@ def _cleanup():
             p.wait()
 
 
+def processes_with(marker):
+    """Live processes whose command line mentions |marker| (a test's own topology file)."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if marker.encode() in f.read():
+                    out.append(int(pid))
+        except OSError:
+            pass
+    return out
+
+
 def clean_env(**over):
     """The environment without the reference's overrides, plus |over|."""
     keys = ["TOTAL_REQUESTS", "FAILOVER_AT", "QUORUM_THRESHOLD", "EXPECTED_CONTEXT", "RANDOM_SEED",

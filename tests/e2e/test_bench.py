@@ -27,17 +27,7 @@ ENV = meshlib.clean_env(RANDOM_SEED=7, BYZANTINE_PROVIDER="PROVIDER_C")
 
 def procs_with_topology():
     """pids whose command line names this test's topology file (the bench and its mesh)."""
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                if TOPO.encode() in f.read():
-                    out.append(int(pid))
-        except OSError:
-            pass
-    return out
+    return meshlib.processes_with(TOPO)
 
 
 def bench(*args, timeout=300):

@@ -707,17 +707,7 @@ R.eq(p.returncode, 0, "the audit log verifies after the hostile inputs (%s%s)" %
 
 
 # ---- process inputs ----
-def our_processes(marker):
-    """Live processes whose command line mentions |marker| (our topology file)."""
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                if marker.encode() in f.read():
-                    out.append(int(pid))
-        except OSError:
-            pass
-    return out
+our_processes = meshlib.processes_with
 
 
 text0, _ = meshlib.topology_yaml()
