@@ -494,6 +494,7 @@ int qm_channel_call(struct qm_channel *ch, void *method, const uint8_t *req, siz
                     const struct qm_rpc_md *md, size_t nmd, unsigned timeout_ms,
                     int wait_for_ready, qm_reply_fn done, void *arg) {
   if (nmd > QM_CALL_MD_MAX) return -E2BIG;
+  if (!method) return -EINVAL; /* qm_channel_method refused it (table full, path too long) */
   struct qm_loop *loop = ch->loop;
   if (loop->stopping && loop->cancelled) return -ESHUTDOWN;
   int must_wait = ch->max_inflight && ch->st.inflight >= ch->max_inflight;
