@@ -161,10 +161,12 @@ oom:
   free(buf); /* the artifacts stay pending; the tick tries again */
 }
 
-static void on_tick(void *arg) {
-  struct front *f = arg;
+/* flush_if_room: what waits leaves now if a relay slot is free. */
+static void flush_if_room(struct front *f) {
   if (f->npending && f->inflight_batches < QM_FRONT_BATCHES_IN_FLIGHT) flush(f);
 }
+
+static void on_tick(void *arg) { flush_if_room(arg); }
 
 /* text_ok: a context or domain is printable ASCII and fits (as metadata values must). */
 static int text_ok(const char *v, size_t len, size_t cap) {
@@ -369,7 +371,7 @@ static void on_submit_batch(void *ctx, struct qm_call *call, const uint8_t *req,
     if (rc != QM_STATUS_OK) batch_item_done(b, i, rc, why);
   }
   f->admitting = 0;
-  if (f->npending && f->inflight_batches < QM_FRONT_BATCHES_IN_FLIGHT) flush(f);
+  flush_if_room(f);
   qmesh__v1__submit_batch_request__free_unpacked(in, NULL);
   batch_release(b);
 }

@@ -181,7 +181,6 @@ void qm_channel_set_limits(struct qm_channel *ch, unsigned max_inflight, unsigne
 struct qm_channel_stats {
   uint64_t started, failed, refused; /* refused: -ENOBUFS returned */
   uint64_t inflight, queued, queued_peak;
-  uint64_t mux_streams, mux_frames; /* streams opened, calls sent as frames */
 };
 void qm_channel_stats(const struct qm_channel *ch, struct qm_channel_stats *out);
 /* qm_channel_has_room: 1 when a call now would start or queue, 0 when it would be refused. */

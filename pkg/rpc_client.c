@@ -436,7 +436,6 @@ static int mux_open(struct qm_channel *ch, int wait_for_ready) {
   mux_arm_recv(ms);
   mux_unref(ms); /* the operations hold it now */
   ch->ms = ms;
-  ch->st.mux_streams++;
   return 0;
 }
 
@@ -467,7 +466,6 @@ static int mux_start(struct qm_client_call *cc) {
   if (ms->tail) ms->tail->mnext = cc;
   else ms->head = cc;
   ms->tail = cc;
-  ch->st.mux_frames++;
   mux_flush(ms);
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "latency.h"
+#include "rpc.h"
 
 struct usage read_usage(pid_t pid) {
   struct usage u = {0};
@@ -89,20 +90,14 @@ double cpu_share(const struct cpu_times *a, const struct cpu_times *b, char part
   return total ? 100.0 * (double)x / (double)total : 0;
 }
 
-static int64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 uint64_t wake_probe(unsigned count, unsigned period_us, struct qm_latency *late) {
   uint64_t over = 0;
   struct timespec d = {.tv_sec = period_us / 1000000, .tv_nsec = (long)(period_us % 1000000) * 1000};
   for (unsigned i = 0; i < count; i++) {
-    int64_t t0 = mono_ns();
+    int64_t t0 = qm_mono_ns();
     while (nanosleep(&d, NULL) != 0 && errno == EINTR) {
     }
-    int64_t lag = mono_ns() - t0 - (int64_t)period_us * 1000;
+    int64_t lag = qm_mono_ns() - t0 - (int64_t)period_us * 1000;
     qm_latency_record(late, lag > 0 ? lag : 0);
     if (lag > 1000000) over++;
   }
